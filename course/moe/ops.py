@@ -1,0 +1,102 @@
+"""The mixture-of-experts ops in the registry: dispatch and combine, their backends and test cases."""
+import torch
+
+from course.moe.dispatch import route_slots
+from course.registry import Case, Impl, Op, register
+
+
+def routing(params: dict, generator: torch.Generator):
+    """Random router choices for a test case: expert_index [T, k] and gates [T, k].
+
+    `skew` tilts the router towards low-numbered experts so capacities overflow; `empty_expert`
+    makes expert 0 unreachable (unless k = E).
+    """
+    T, E, k = params["T"], params["E"], params["k"]
+    logits = torch.randn(T, E, generator=generator)
+    logits -= params.get("skew", 0.0) * torch.linspace(0, 1, E)
+    if params.get("empty_expert"):
+        logits[:, 0] = -1e4
+    top, expert_index = logits.topk(k, dim=-1)
+    return expert_index, top.softmax(dim=-1)
+
+
+def dispatch_inputs(params: dict, generator: torch.Generator) -> dict:
+    expert_index, _ = routing(params, generator)
+    x = torch.randn(params["T"], params["D"], generator=generator)
+    return dict(x=x, expert_index=expert_index, num_experts=params["E"],
+                capacity=params.get("capacity"))
+
+
+def combine_inputs(params: dict, generator: torch.Generator) -> dict:
+    expert_index, gates = routing(params, generator)
+    slot, counts = route_slots(expert_index, params["E"], params.get("capacity"))
+    y = torch.randn(int(counts.sum()), params["D"], generator=generator)
+    return dict(y=y, slot=slot, gates=gates)
+
+
+def dispatch_bytes(kwargs: dict, out) -> int:
+    """Rows read and written, plus the router's indices read and the slots written."""
+    rows = out.x.numel() * out.x.element_size()
+    return 2 * rows + kwargs["expert_index"].numel() * 8 + out.slot.numel() * 8
+
+
+def combine_bytes(kwargs: dict, out) -> int:
+    """Expert rows and gates read, token rows written."""
+    y, gates = kwargs["y"], kwargs["gates"]
+    return (y.numel() + out.numel()) * y.element_size() + gates.numel() * (gates.element_size() + 8)
+
+
+TEST_CASES = (
+    Case("T=64 E=4 k=2", dict(T=64, D=32, E=4, k=2)),
+    Case("T=63 D=17 E=5 k=2", dict(T=63, D=17, E=5, k=2)),
+    Case("capacity drops", dict(T=63, D=16, E=4, k=2, capacity=20, skew=3.0)),
+    Case("capacity=1", dict(T=20, D=4, E=4, k=2, capacity=1)),
+    Case("T=1", dict(T=1, D=8, E=4, k=1)),
+    Case("one expert", dict(T=10, D=8, E=1, k=1)),
+    Case("empty expert", dict(T=32, D=8, E=4, k=1, empty_expert=True)),
+    Case("k=E", dict(T=16, D=8, E=3, k=3, capacity=7)),
+    Case("D=1", dict(T=33, D=1, E=6, k=2)),
+    Case("no tokens", dict(T=0, D=8, E=4, k=2)),
+    Case("T=300 E=8 k=2", dict(T=300, D=64, E=8, k=2, capacity=80, skew=1.0)),
+)
+
+BENCH_CASES = (
+    Case("T=4096 D=512 E=8 k=2", dict(T=4096, D=512, E=8, k=2), devices=("cpu",)),
+    Case("T=4096 D=512 E=64 k=2", dict(T=4096, D=512, E=64, k=2), devices=("cpu",)),
+    Case("T=16384 D=1024 E=8 k=2", dict(T=16384, D=1024, E=8, k=2), devices=("cuda",)),
+    Case("T=16384 D=1024 E=64 k=2", dict(T=16384, D=1024, E=64, k=2), devices=("cuda",)),
+)
+
+dispatch = register(Op(
+    name="moe.dispatch",
+    doc="Group token rows by expert, with optional capacity (GShard Algorithm 1).",
+    impls=(
+        Impl("reference", "course.moe.dispatch:dispatch"),
+        Impl("token_loop", "course.moe.token_loop:dispatch_token_loop"),
+        Impl("triton", "course.kernels.moe.triton_moe:dispatch", kind="triton"),
+        Impl("cuda", "course.kernels.moe.cuda_moe:dispatch", kind="cuda"),
+    ),
+    make_inputs=dispatch_inputs,
+    test_cases=TEST_CASES,
+    bench_cases=BENCH_CASES,
+    tol=1e-6,
+    grad_inputs=("x",),
+    bytes_moved=dispatch_bytes,
+))
+
+combine = register(Op(
+    name="moe.combine",
+    doc="Gate-weighted sum of each token's expert outputs (Shazeer et al. 2017, eq. 1).",
+    impls=(
+        Impl("reference", "course.moe.dispatch:combine"),
+        Impl("token_loop", "course.moe.token_loop:combine_token_loop"),
+        Impl("triton", "course.kernels.moe.triton_moe:combine", kind="triton"),
+        Impl("cuda", "course.kernels.moe.cuda_moe:combine", kind="cuda"),
+    ),
+    make_inputs=combine_inputs,
+    test_cases=TEST_CASES,
+    bench_cases=BENCH_CASES,
+    tol=1e-6,
+    grad_inputs=("y", "gates"),
+    bytes_moved=combine_bytes,
+))

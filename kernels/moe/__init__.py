@@ -1,0 +1,1 @@
+"""Mixture-of-experts kernels: dispatch and combine as a parallel counting sort and row scatter/gather."""
