@@ -58,7 +58,8 @@ def describe_mismatch(name: str, actual: torch.Tensor, expected: torch.Tensor, t
     ratio = error_ratio(actual, expected)
     if ratio <= tol:
         return None
-    worst = tuple(i.item() for i in (actual - expected).abs().flatten().argmax().unravel_index(actual.shape))
+    flat = (actual - expected).abs().flatten().argmax()
+    worst = tuple(i.item() for i in torch.unravel_index(flat, actual.shape))
     return (f"{name}: RMS-relative error {ratio:.2e} > {tol:.0e}; worst at {list(worst)}: "
             f"got {actual[worst].item():.6g}, expected {expected[worst].item():.6g}")
 

@@ -1,12 +1,12 @@
 """MoE dispatch and combine with Triton kernels: the same contract as `course.moe.dispatch`.
 
 Routing positions come from a parallel counting sort (`triton_routing`), the rows move with a scatter
-and a gather-sum (`triton_rows`); `autograd` derives the backward passes from the same kernels.
+and a gather-sum (`triton_rows`); `host` derives the backward passes from the same kernels.
 """
 from types import SimpleNamespace
 
 from course.kernels.moe import triton_routing, triton_rows
-from course.kernels.moe.autograd import combine_with, dispatch_with
+from course.kernels.moe.host import combine_with, dispatch_with
 from course.moe.dispatch import Dispatched, check_combine_args, check_dispatch_args
 
 PRIMITIVES = SimpleNamespace(

@@ -3,8 +3,8 @@
 The T k assignments are read in GShard's priority order (all first choices, then all second choices,
 each in token order: p = j T + t) and cut into chunks of BLOCK_A. Three steps, as in a radix-sort pass:
   1. `expert_histogram_kernel`: each chunk counts its assignments per expert -> hist [chunks, E].
-  2. an exclusive scan of hist over chunks (a few KB, done with torch.cumsum) gives each chunk the
-     number of earlier assignments of every expert; capacity clamps the totals into `counts`.
+  2. an exclusive scan of hist over chunks (a few KB, `host.scan_chunk_histogram`) gives each chunk
+     the number of earlier assignments of every expert; capacity clamps the totals into `counts`.
   3. `dispatch_slot_kernel`: each assignment's rank inside its expert is the chunk's base plus its
      rank inside the chunk (a cumulative sum of the one-hot chunk); kept when rank < counts[e], it
      lands in slot offsets[e] + rank of the grouped array.
@@ -14,6 +14,7 @@ import triton
 import triton.language as tl
 
 from course import outputs
+from course.kernels.moe.host import scan_chunk_histogram
 
 
 @triton.jit
@@ -63,10 +64,7 @@ def route_slots(expert_index, num_experts: int, capacity: int | None):
     hist = outputs.empty((n_chunks, num_experts), dtype=torch.long, device=device)
     expert_histogram_kernel[(n_chunks,)](expert_index, hist, n_assign, T, k, num_experts,
                                          BLOCK_A=BLOCK_A, BLOCK_E=BLOCK_E)
-    base = hist.cumsum(0) - hist  # [chunks, E] assignments of each expert in earlier chunks
-    routed = hist.sum(0)  # [E]
-    counts = routed if capacity is None else routed.clamp(max=capacity)
-    offsets = counts.cumsum(0) - counts
+    base, counts, offsets = scan_chunk_histogram(hist, capacity)
     dispatch_slot_kernel[(n_chunks,)](expert_index, base, counts, offsets, slot, n_assign, T, k,
                                       num_experts, BLOCK_A=BLOCK_A, BLOCK_E=BLOCK_E)
     return slot, counts

@@ -1,4 +1,6 @@
-"""Autograd for the dispatch and combine kernels, shared by the Triton and the CUDA backends.
+"""Host-side pieces shared by the Triton and the CUDA backends of dispatch and combine.
+
+The scan step of the routing counting sort, and the autograd Functions.
 
 A backend supplies four primitives with the same contracts:
     route_slots(expert_index [T, k], E, capacity) -> slot [T, k], counts [E]
@@ -10,6 +12,18 @@ and the gradients follow from dispatch being a scatter and combine a gather (Sca
 import torch
 
 from course.moe.dispatch import Dispatched
+
+
+def scan_chunk_histogram(hist, capacity: int | None):
+    """Step 2 of the counting sort: hist [chunks, E] -> base [chunks, E], counts [E], offsets [E].
+
+    base[c, e] counts expert e's assignments in chunks before c; counts are clamped to the capacity;
+    offsets[e] is the first row of expert e's block in the grouped array.
+    """
+    base = hist.cumsum(0) - hist
+    routed = hist.sum(0)
+    counts = routed if capacity is None else routed.clamp(max=capacity)
+    return base, counts, counts.cumsum(0) - counts
 
 
 class DispatchFunction(torch.autograd.Function):
@@ -55,11 +69,11 @@ class CombineFunction(torch.autograd.Function):
 
 def dispatch_with(prims, x, expert_index, num_experts, capacity) -> Dispatched:
     """Run dispatch with a backend's primitives and wrap the result like the reference."""
-    grouped, slot, counts = DispatchFunction.apply(x, expert_index.contiguous(), num_experts,
+    grouped, slot, counts = DispatchFunction.apply(x, expert_index.long().contiguous(), num_experts,
                                                    capacity, prims)
     return Dispatched(grouped, slot, counts)
 
 
 def combine_with(prims, y, slot, gates):
     """Run combine with a backend's primitives."""
-    return CombineFunction.apply(y, slot.contiguous(), gates, prims)
+    return CombineFunction.apply(y, slot.long().contiguous(), gates, prims)

@@ -1,0 +1,84 @@
+"""MoE dispatch and combine with CUDA kernels: the same contract as `course.moe.dispatch`.
+
+The kernels (`moe_routing.cu`, `moe_rows.cu`) implement the algorithms of the Triton backend in CUDA
+C++; `moe_binding.cpp` exposes them to PyTorch. The extension is compiled by
+`torch.utils.cpp_extension` on first use, which needs a CUDA build of PyTorch, nvcc and a GPU.
+"""
+import functools
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from course import outputs
+from course.kernels.moe.host import combine_with, dispatch_with, scan_chunk_histogram
+from course.moe.dispatch import Dispatched, check_combine_args, check_dispatch_args
+
+HERE = Path(__file__).parent
+SOURCES = ("moe_binding.cpp", "moe_routing.cu", "moe_rows.cu")
+ROUTING_BLOCK = 256  # kRoutingBlock in moe_kernels.h
+
+
+@functools.cache
+def extension():
+    """Compile (once, cached by PyTorch) and load the extension."""
+    from torch.utils.cpp_extension import load
+
+    return load(name="course_moe_cuda", sources=[str(HERE / s) for s in SOURCES],
+                extra_include_paths=[str(HERE)], extra_cflags=["-O3", "-std=c++20"],
+                extra_cuda_cflags=["-O3"])
+
+
+def _stream() -> int:
+    return torch.cuda.current_stream().cuda_stream
+
+
+def route_slots(expert_index, num_experts: int, capacity: int | None):
+    """expert_index [T, k] -> slot [T, k] (-1 where dropped), counts [E] kept per expert."""
+    T, k = expert_index.shape
+    index = expert_index.long().contiguous()
+    n_chunks = -(-T * k // ROUTING_BLOCK)
+    hist = outputs.empty((n_chunks, num_experts), dtype=torch.long, device=index.device)
+    extension().expert_histogram(index, num_experts, hist, _stream())
+    base, counts, offsets = scan_chunk_histogram(hist, capacity)
+    slot = outputs.empty((T, k), dtype=torch.long, device=index.device)
+    extension().dispatch_slot(index, base.contiguous(), counts.contiguous(), offsets.contiguous(),
+                              slot, _stream())
+    return slot, counts
+
+
+def scatter_rows(src, slot, weight, num_rows: int):
+    out = outputs.empty((num_rows, src.shape[1]), dtype=src.dtype, device=src.device)
+    return extension().scatter_rows(src, slot, weight, out, _stream())
+
+
+def gather_rows(src, slot, weight):
+    out = outputs.empty((slot.shape[0], src.shape[1]), dtype=src.dtype, device=src.device)
+    return extension().gather_rows(src, slot, weight, out, _stream())
+
+
+def row_dot(a, src, slot):
+    out = outputs.empty(tuple(slot.shape), dtype=a.dtype, device=a.device)
+    return extension().row_dot(a, src, slot, out, _stream())
+
+
+PRIMITIVES = SimpleNamespace(route_slots=route_slots, scatter_rows=scatter_rows,
+                             gather_rows=gather_rows, row_dot=row_dot)
+
+
+def dispatch(x, expert_index, num_experts: int, capacity: int | None = None) -> Dispatched:
+    """GShard Algorithm 1 dispatch as a CUDA counting sort and row scatter.
+
+    x [T, D], expert_index [T, k] -> Dispatched(x [S, D], slot [T, k], counts [E]).
+    """
+    check_dispatch_args(x, expert_index, num_experts, capacity)
+    return dispatch_with(PRIMITIVES, x, expert_index, num_experts, capacity)
+
+
+def combine(y, slot, gates):
+    """Shazeer et al. 2017 eq. 1 as a CUDA row gather-sum.
+
+    y [S, D], slot [T, k], gates [T, k] -> [T, D].
+    """
+    check_combine_args(y, slot, gates)
+    return combine_with(PRIMITIVES, y, slot, gates)
