@@ -33,6 +33,7 @@ class Impl:
     backend: str
     target: str  # "module:function"
     kind: str = "torch"  # "torch" | "triton" | "cuda"
+    devices: tuple[str, ...] = ("cpu", "cuda")  # where benchmarking it makes sense
 
     def load(self) -> Callable:
         module, _, name = self.target.partition(":")
@@ -50,6 +51,16 @@ def triton_mode() -> str | None:
     if os.environ.get("TRITON_INTERPRET") == "1":
         return "interpreter"
     return "compiled" if torch.cuda.is_available() else None
+
+
+def prepare_triton() -> str:
+    """Turn on the Triton interpreter where there is no GPU; call before any kernel is imported.
+
+    Returns how Triton kernels will run here: 'compiled', 'interpreter' or 'unavailable'.
+    """
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    return triton_mode() or "unavailable"
 
 
 def backend_availability(kind: str, device: str = "cpu") -> tuple[bool, str]:

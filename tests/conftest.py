@@ -1,21 +1,23 @@
-"""Test setup: the Triton interpreter on machines without a GPU, and a summary of the harness."""
-import os
-
-import torch
-
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")  # before any kernel module defines its kernels
-
-HARNESS = []  # (op, backend, case, max error ratio) of every harness case that ran
+"""Test setup: a summary of the op harness (Triton's interpreter is switched on by ../conftest.py)."""
+import pytest
 
 
-def pytest_terminal_summary(terminalreporter):
-    if not HARNESS:
+@pytest.fixture(scope="session")
+def harness_log(pytestconfig):
+    """(op, backend, case, max error ratio) of every harness case that ran."""
+    if not hasattr(pytestconfig, "harness_log"):
+        pytestconfig.harness_log = []
+    return pytestconfig.harness_log
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    log = getattr(config, "harness_log", [])
+    if not log:
         return
-    worst = max(HARNESS, key=lambda r: r[3])
-    backends = sorted({f"{op}/{backend}" for op, backend, _, _ in HARNESS})
+    worst = max(log, key=lambda r: r[3])
+    backends = sorted({f"{op}/{backend}" for op, backend, _, _ in log})
     terminalreporter.write_sep("-", "op harness")
-    terminalreporter.write_line(f"{len(HARNESS)} cases over {len(backends)} op backends: "
+    terminalreporter.write_line(f"{len(log)} cases over {len(backends)} op backends: "
                                 f"{', '.join(backends)}")
     terminalreporter.write_line(f"largest RMS-relative error: {worst[3]:.2e} "
                                 f"({worst[0]} / {worst[1]} / {worst[2]})")

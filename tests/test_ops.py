@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import HARNESS
 from course import registry
 from course.testing import compare
 
@@ -31,13 +30,13 @@ def device_for(impl: registry.Impl) -> str:
 @pytest.mark.parametrize("op,impl,case", [
     pytest.param(op, impl, case, id=f"{op.name}-{impl.backend}-{case.name}")
     for op in OPS for impl in op.impls[1:] for case in op.test_cases])
-def test_backend_matches_reference(op, impl, case):
+def test_backend_matches_reference(op, impl, case, harness_log):
     device = device_for(impl)
     available, why = impl.availability(device)
     if not available:
         pytest.skip(f"{impl.backend}: {why}")
     result = compare(op, impl.load(), case, device=device)
-    HARNESS.append((op.name, impl.backend, case.name, result.max_ratio))
+    harness_log.append((op.name, impl.backend, case.name, result.max_ratio))
     assert result.ok, f"{op.name} / {impl.backend} / {case.name}:\n" + "\n".join(result.problems)
 
 

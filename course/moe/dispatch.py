@@ -117,4 +117,4 @@ def combine(y, slot, gates):
     y_padded = torch.cat([y, y.new_zeros(1, y.shape[1])])  # [S + 1, D], row S reads as zero
     row = torch.where(slot >= 0, slot.long(), S)  # dropped assignments read the zero row
     picked = rearrange(y_padded.index_select(0, row.flatten()), "(T k) D -> T k D", k=k)
-    return einsum(picked, gates, "T k D, T k -> T D")
+    return einsum(gates, picked, "T k, T k D -> T D")

@@ -39,9 +39,10 @@ def keep_top_k(logits, k: int):
 
 
 def noisy_top_k_gating(x, w_gate, w_noise, k: int, train: bool = True,
-                       generator: torch.Generator | None = None) -> Gating:
+                       generator: torch.Generator | None = None, noise_scale: float = 1.0) -> Gating:
     """Eqs. 3-5 of Shazeer et al. 2017; the noise is drawn only when `train` and `w_noise` is given.
 
+    `noise_scale` multiplies the StandardNormal() draw of eq. 4 (1 is the paper; a knob to explore).
     x [T, D], w_gate [D, E], w_noise [D, E] or None -> Gating.
     """
     where = "moe.noisy_top_k_gating"
@@ -57,6 +58,22 @@ def noisy_top_k_gating(x, w_gate, w_noise, k: int, train: bool = True,
     if train and w_noise is not None:
         noise_std = F.softplus(x @ w_noise)  # [T, E]
         noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype, device=clean.device)
-        logits = clean + noise * noise_std
+        logits = clean + noise_scale * noise * noise_std
     expert_index, gates = keep_top_k(logits, k)
     return Gating(expert_index, gates, clean, logits, noise_std)
+
+
+def prototype_gate(centers):
+    """Router weights whose top-1 choice is the nearest prototype: a Voronoi router, no training.
+
+    For inputs with a constant 1 appended (`with_bias`), logits_e = 2 x.c_e - |c_e|^2, which is
+    |x|^2 - |x - c_e|^2: the largest logit belongs to the closest center.
+    centers [E, D] -> w_gate [D + 1, E].
+    """
+    centers = torch.as_tensor(centers, dtype=torch.float32)
+    return torch.cat([2 * centers, -(centers ** 2).sum(1, keepdim=True)], dim=1).t().contiguous()
+
+
+def with_bias(x):
+    """Append a constant 1 feature, so a linear router has a bias. [T, D] -> [T, D + 1]"""
+    return torch.cat([x, x.new_ones(x.shape[0], 1)], dim=1)

@@ -72,7 +72,7 @@ dispatch = register(Op(
     doc="Group token rows by expert, with optional capacity (GShard Algorithm 1).",
     impls=(
         Impl("reference", "course.moe.dispatch:dispatch"),
-        Impl("token_loop", "course.moe.token_loop:dispatch_token_loop"),
+        Impl("token_loop", "course.moe.token_loop:dispatch_token_loop", devices=("cpu",)),
         Impl("triton", "course.kernels.moe.triton_moe:dispatch", kind="triton"),
         Impl("cuda", "course.kernels.moe.cuda_moe:dispatch", kind="cuda"),
     ),
@@ -89,7 +89,7 @@ combine = register(Op(
     doc="Gate-weighted sum of each token's expert outputs (Shazeer et al. 2017, eq. 1).",
     impls=(
         Impl("reference", "course.moe.dispatch:combine"),
-        Impl("token_loop", "course.moe.token_loop:combine_token_loop"),
+        Impl("token_loop", "course.moe.token_loop:combine_token_loop", devices=("cpu",)),
         Impl("triton", "course.kernels.moe.triton_moe:combine", kind="triton"),
         Impl("cuda", "course.kernels.moe.cuda_moe:combine", kind="cuda"),
     ),

@@ -1,0 +1,127 @@
+"""The `course` command: list, lab, check, bench, doctor."""
+import argparse
+import os
+import subprocess
+import sys
+
+from course import catalog, registry
+
+
+def cmd_list(args) -> int:
+    """Families with their notebook and status; with a family, its papers and ops."""
+    try:
+        from course.notebooks import course_root
+        nb_dir = course_root() / "notebooks"
+    except FileNotFoundError:
+        nb_dir = None
+    families = [catalog.family(args.family)] if args.family else catalog.families()
+    device = "cuda" if __import__("torch").cuda.is_available() else "cpu"
+    for f in families:
+        state = catalog.status(f, nb_dir)
+        print(f"{f.number:>2} {f.id:<34} {state:<9} {f.notebook_name if state == 'notebook' else ''}")
+        if args.family or args.papers:
+            for p in f.papers:
+                print(f"     [{p.priority}] {p.title}")
+        for op in catalog.ops_of(f.id):
+            here = [i.backend for i in op.impls if i.availability(device)[0]]
+            print(f"     op {op.name:<14} backends {', '.join(op.backends)}; here: {', '.join(here)}")
+    return 0
+
+
+def cmd_lab(args) -> int:
+    """Open JupyterLab at the course index."""
+    from course.notebooks import course_root
+
+    root = course_root()
+    env = {**os.environ}
+    env.setdefault("TRITON_INTERPRET", "0" if __import__("torch").cuda.is_available() else "1")
+    command = [sys.executable, "-m", "jupyter", "lab", "notebooks/00_index.ipynb", *args.lab_args]
+    print("starting:", " ".join(command), f"(in {root})")
+    return subprocess.call(command, cwd=root, env=env)
+
+
+def cmd_check(args) -> int:
+    """Execute notebooks headless; print each one's wall time against its budget."""
+    from tqdm.auto import tqdm
+
+    from course.notebooks import course_root, execute, notebook_paths
+
+    paths = notebook_paths(course_root())
+    if args.family:
+        f = catalog.family(args.family)
+        paths = [p for p in paths if p.name == f.notebook_name]
+        if not paths:
+            print(f"family {f.id} has no notebook yet ({f.notebook_name})")
+            return 1
+    results = []
+    for path in tqdm(paths, desc="notebooks"):
+        results.append(execute(path, write=args.write))
+    print(f"{'notebook':<40}{'seconds':>9}{'budget':>8}  result")
+    for r in results:
+        verdict = "ok" if r.ok else (f"error: {r.error}" if r.error else "OVER BUDGET")
+        print(f"{r.path.name:<40}{r.seconds:>9.1f}{r.budget_s:>8.0f}  {verdict}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_bench(args) -> int:
+    """Time every backend of the ops; print a table; write benchmarks/results/<device>.json."""
+    import torch
+
+    from course import bench
+    from course.notebooks import course_root
+
+    names = None
+    if args.op:
+        names = [op.name for op in registry.all_ops() if args.op in (op.name, op.family)]
+        if not names:
+            print(f"no op or family {args.op!r}; ops: {', '.join(o.name for o in registry.all_ops())}")
+            return 1
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    records = bench.run(names, device)
+    print(bench.table(records))
+    if not args.no_write:
+        root = args.out or course_root()
+        for path in bench.write(records, root):
+            print("wrote", path)
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from course import doctor
+
+    return doctor.run()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="course", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("list", help="families, notebooks, papers, ops and the backends available here")
+    s.add_argument("family", nargs="?", help="a family id, number or package (e.g. moe)")
+    s.add_argument("--papers", action="store_true", help="list every family's papers")
+    s.set_defaults(run=cmd_list)
+    s = sub.add_parser("lab", help="open JupyterLab at notebooks/00_index.ipynb")
+    s.add_argument("lab_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+    s.set_defaults(run=cmd_lab)
+    s = sub.add_parser("check", help="run notebooks headless against their time budgets")
+    s.add_argument("family", nargs="?")
+    s.add_argument("--write", action="store_true",
+                   help="store the fresh outputs in the notebooks (to refresh the committed ones)")
+    s.set_defaults(run=cmd_check)
+    s = sub.add_parser("bench", help="benchmark the ops' backends and write the records")
+    s.add_argument("op", nargs="?", help="an op (moe.dispatch) or a family (moe)")
+    s.add_argument("--device", choices=["cpu", "cuda"])
+    s.add_argument("--out", type=__import__("pathlib").Path, help="folder that holds benchmarks/")
+    s.add_argument("--no-write", action="store_true")
+    s.set_defaults(run=cmd_bench)
+    s = sub.add_parser("doctor", help="check this machine and say how to fix what is missing")
+    s.set_defaults(run=cmd_doctor)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

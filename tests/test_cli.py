@@ -1,0 +1,75 @@
+"""The `course` command: list, check, bench, doctor (lab is exercised by the browser test's server)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook
+
+from course import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, cwd=ROOT, env=None):
+    return subprocess.run([sys.executable, "-m", "course.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=600)
+
+
+def test_list_shows_every_family_and_the_moe_ops(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") >= 20 and "moe-routing" in out and "tabular-recsys" in out
+    assert "op moe.dispatch" in out and "here: reference, token_loop" in out
+    assert cli.main(["list", "moe", "--papers"]) == 0
+    assert "[A] Outrageously Large Neural Networks" in capsys.readouterr().out
+
+
+def fake_course(tmp_path: Path, seconds: float, budget: float) -> Path:
+    """A course checkout with an index and one notebook that sleeps."""
+    (tmp_path / "notebooks").mkdir()
+    for name, source in [("00_index.ipynb", "1 + 1"),
+                         ("01_moe_routing.ipynb", f"import time; time.sleep({seconds})")]:
+        nb = new_notebook(cells=[new_code_cell(source)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.metadata["course"] = {"budget_s": budget}
+        nbformat.write(nb, tmp_path / "notebooks" / name)
+    return tmp_path
+
+
+def test_check_reports_time_against_budget(tmp_path):
+    home = fake_course(tmp_path, seconds=0.1, budget=60)
+    done = run("check", "moe", env={"COURSE_HOME": str(home)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "01_moe_routing.ipynb" in done.stdout and "60  ok" in done.stdout
+
+
+def test_check_fails_a_notebook_over_budget(tmp_path):
+    home = fake_course(tmp_path, seconds=2.5, budget=2)
+    done = run("check", "1", env={"COURSE_HOME": str(home)})
+    assert done.returncode == 1 and "OVER BUDGET" in done.stdout
+
+
+def test_bench_writes_records(tmp_path):
+    assert cli.main(["bench", "moe.dispatch", "--out", str(tmp_path)]) == 0
+    [path] = (tmp_path / "benchmarks" / "results").glob("cpu-*.json")
+    records = json.loads(path.read_text())["records"]
+    backends = {(r["backend"], r["case"]) for r in records}
+    assert ("reference", "T=4096 D=512 E=8 k=2") in backends and ("token_loop", "T=4096 D=512 E=64 k=2") in backends
+    assert all(r["op"] == "moe.dispatch" and r["ms"] > 0 and r["gbps"] > 0 for r in records)
+    assert not any(r["backend"] == "triton" for r in records)  # the interpreter is never timed
+
+
+def test_doctor_reports_every_check():
+    done = run("doctor")
+    for name in ("python", "torch build", "lab extension anywidget", "triton", "nvcc", "gpu"):
+        assert name in done.stdout, done.stdout
+    assert "moe.dispatch" in done.stdout
+    assert done.returncode == (1 if "FIX" in done.stdout else 0)
+
+
+def test_unknown_family_and_op_are_reported(capsys):
+    assert cli.main(["bench", "nope"]) == 1
+    assert "no op or family 'nope'" in capsys.readouterr().out

@@ -1,0 +1,41 @@
+"""Notebook hygiene, and the budget check of ../conftest.py failing a notebook that runs too long."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_executed_and_clean(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(c["execution_count"] is not None for c in code), "execute it: course check --write"
+    assert not [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+    assert "widgets" not in nb["metadata"], "widget state must be stripped"
+    assert path.stat().st_size < 1_500_000
+    counts = [c["execution_count"] for c in code]
+    assert counts == sorted(counts), "outputs come from one top-to-bottom run"
+    for c in code:  # nbval honours the marker only alone on its first line
+        assert "NBVAL_IGNORE_OUTPUT" not in "".join(c["source"]).partition("\n")[2]
+
+
+def test_budget_check_fails_a_slow_notebook(tmp_path):
+    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    nb = new_notebook(cells=[new_code_cell("import time; time.sleep(2)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["course"] = {"budget_s": 1}
+    nbformat.write(nb, tmp_path / "slow.ipynb")
+    done = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
+                           "-p", "no:cacheprovider", "slow.ipynb"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout
+    assert "over its 1 s budget" in done.stdout
+    assert "slow.ipynb" in done.stdout and "of 1 s" in done.stdout  # the time is reported

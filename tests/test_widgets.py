@@ -1,0 +1,66 @@
+"""The routing widget's logic, without a browser: routing, summary, panels and controls."""
+import torch
+
+from course import data, moe
+from course.widgets.routing import RoutingWidget, decision_regions, panel_updates, route, summary
+
+CENTERS = data.ring_centers(4)
+TOKENS, BLOB = data.gaussian_mixture(256, CENTERS, weights=[5, 2, 1, 1], seed=0)
+W_GATE = 0.5 * moe.prototype_gate(CENTERS)
+
+
+def test_prototype_router_picks_the_blob_of_each_token():
+    r = route(TOKENS, W_GATE, None, k=1, capacity_factor=None)
+    assert (r.expert_index[:, 0] == BLOB).float().mean() > 0.97
+    assert r.dropped == 0 and r.capacity is None
+
+
+def test_capacity_drops_the_overflow_of_the_big_blob():
+    r = route(TOKENS, W_GATE, None, k=1, capacity_factor=1.0)
+    assert r.capacity == 64
+    assert torch.equal(r.counts, r.routed.clamp(max=64))
+    assert r.dropped == int((r.routed - 64).clamp(min=0).sum()) > 0
+    assert "capacity 64 per expert" in summary(r) and f"{r.dropped} of 256 assignments dropped" in summary(r)
+
+
+def test_second_choices_rescue_tokens():
+    one = route(TOKENS, W_GATE, None, k=1, capacity_factor=1.0)
+    two = route(TOKENS, W_GATE, None, k=2, capacity_factor=1.0)
+    assert two.lost_tokens.sum() < one.lost_tokens.sum() / 5
+
+
+def test_noise_changes_some_choices_and_is_reproducible():
+    w_noise = torch.zeros(3, 4)
+    calm = route(TOKENS, W_GATE, w_noise, k=1, capacity_factor=None, noise_scale=0.0)
+    noisy = route(TOKENS, W_GATE, w_noise, k=1, capacity_factor=None, noise_scale=2.0, seed=1)
+    again = route(TOKENS, W_GATE, w_noise, k=1, capacity_factor=None, noise_scale=2.0, seed=1)
+    changed = (calm.expert_index != noisy.expert_index).float().mean()
+    assert 0.005 < changed < 0.5
+    assert torch.equal(noisy.expert_index, again.expert_index)
+
+
+def test_decision_regions_are_nearest_prototype_regions():
+    axis, regions = decision_regions(W_GATE, extent=3.0, n=41)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
+    nearest = torch.cdist(grid, CENTERS).argmin(1).reshape(41, 41)
+    assert (regions == nearest).float().mean() > 0.99
+
+
+def test_panels_mark_every_dropped_assignment():
+    r = route(TOKENS, W_GATE, None, k=2, capacity_factor=0.75)
+    traces, shapes = panel_updates(r)
+    assert len(traces[3]["x"]) == r.dropped  # one cross per dropped assignment
+    assert traces[4]["y"] == r.counts.tolist() and sum(traces[5]["y"]) == r.dropped
+    assert shapes[0]["y0"] == r.capacity
+    lost = r.lost_tokens.tolist()
+    assert sum(s == "x" for s in traces[1]["marker"]["symbol"]) == sum(lost)
+
+
+def test_moving_a_control_redraws_the_figure():
+    view = RoutingWidget(TOKENS, W_GATE, torch.zeros(3, 4), k=1, capacity_factor=1.0)
+    before_summary, before_bars = view.summary.value, view.figure.data[5].y
+    view.capacity_factor.value = 2.0
+    assert view.summary.value != before_summary and "capacity 128" in view.summary.value
+    assert view.figure.data[5].y != before_bars
+    view.k.value = 2
+    assert len(view.figure.data[3].x) == view.routing().dropped
