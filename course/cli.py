@@ -36,6 +36,8 @@ def cmd_lab(args) -> int:
     env = {**os.environ}
     env.setdefault("TRITON_INTERPRET", "0" if __import__("torch").cuda.is_available() else "1")
     command = [sys.executable, "-m", "jupyter", "lab", "notebooks/00_index.ipynb", *args.lab_args]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in command:
+        command.append("--allow-root")  # containers and CI machines run as root
     print("starting:", " ".join(command), f"(in {root})")
     return subprocess.call(command, cwd=root, env=env)
 
@@ -99,8 +101,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("family", nargs="?", help="a family id, number or package (e.g. moe)")
     s.add_argument("--papers", action="store_true", help="list every family's papers")
     s.set_defaults(run=cmd_list)
-    s = sub.add_parser("lab", help="open JupyterLab at notebooks/00_index.ipynb")
-    s.add_argument("lab_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+    s = sub.add_parser("lab", help="open JupyterLab at notebooks/00_index.ipynb (other options "
+                                   "are passed on to jupyter lab, e.g. --no-browser --port=8890)")
     s.set_defaults(run=cmd_lab)
     s = sub.add_parser("check", help="run notebooks headless against their time budgets")
     s.add_argument("family", nargs="?")
@@ -119,8 +121,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    return args.run(args)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra and args.command != "lab":
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.lab_args = extra
+    try:
+        return args.run(args)
+    except (FileNotFoundError, KeyError) as error:  # no checkout here, an unknown family
+        print(f"course {args.command}: {error.args[0] if error.args else error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

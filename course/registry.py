@@ -12,8 +12,8 @@ Triton interpreter (TRITON_INTERPRET=1, set before the kernel module is imported
 and nvcc. `auto` picks the fastest kind available for the inputs' device: cuda, then compiled
 Triton, then the reference.
 """
+import functools
 import importlib
-import importlib.util
 import inspect
 import os
 import shutil
@@ -44,9 +44,19 @@ class Impl:
         return backend_availability(self.kind, device)
 
 
+@functools.cache
+def triton_importable() -> bool:
+    """Whether `import triton` works here (importing it does not fix the interpreter setting)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def triton_mode() -> str | None:
     """'compiled' on a CUDA GPU, 'interpreter' under TRITON_INTERPRET=1, None without Triton."""
-    if importlib.util.find_spec("triton") is None:
+    if not triton_importable():
         return None
     if os.environ.get("TRITON_INTERPRET") == "1":
         return "interpreter"
@@ -71,7 +81,7 @@ def backend_availability(kind: str, device: str = "cpu") -> tuple[bool, str]:
     if kind == "triton":
         mode = triton_mode()
         if mode is None:
-            if importlib.util.find_spec("triton") is None:
+            if not triton_importable():
                 return False, "Triton is not installed (pip install 'course[triton]')"
             return False, "no CUDA GPU, and TRITON_INTERPRET=1 was not set for the CPU interpreter"
         if mode == "interpreter" and on_gpu:

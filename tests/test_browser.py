@@ -1,6 +1,6 @@
 """A real JupyterLab in headless Chromium: run the MoE notebook, then move a widget control.
 
-Starts JupyterLab on localhost, opens notebooks/01_moe_routing.ipynb in Debian's chromium (driven by
+Starts JupyterLab on localhost with `course lab` (which opens the index notebook), opens notebooks/01_moe_routing.ipynb in Debian's chromium (driven by
 Playwright with an explicit executable: browser downloads fail on these machines), runs all cells,
 asserts that no cell failed, that the routing widget rendered, and that moving its capacity slider
 changes what it shows. Screenshots go to tests/artifacts/. Without chromium the test is skipped, unless
@@ -24,7 +24,7 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-NOTEBOOK = "notebooks/01_moe_routing.ipynb"
+NOTEBOOK = "01_moe_routing.ipynb"  # `course lab` serves the notebooks folder
 
 
 def require_browser():
@@ -57,11 +57,11 @@ def lab(tmp_path_factory):
     env = {**os.environ, "TRITON_INTERPRET": "1", "JUPYTER_CONFIG_DIR": str(tmp / "config"),
            "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"), "JUPYTER_RUNTIME_DIR": str(tmp / "rt")}
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
+    command = [sys.executable, "-m", "course.cli", "lab", "--no-browser", "--ip=127.0.0.1",
                f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={ROOT}", "--allow-root"]
+               "--LabApp.expose_app_in_browser=True"]  # `course lab`, as a learner runs it
     log = open(tmp / "lab.log", "w")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -120,6 +120,8 @@ def test_moe_notebook_runs_in_jupyterlab_and_its_widget_responds(lab):
             page = browser.new_page()
             console = []
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+            page.goto(f"{base}/lab/tree/00_index.ipynb?token={token}")  # where `course lab` opens
+            page.locator("h2", has_text="The map of the course").first.wait_for(timeout=90_000)
             page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
             page.get_by_text("| Idle").first.wait_for(timeout=90_000)  # kernel ready: Run All now
             news = page.get_by_role("button", name="No")  # JupyterLab's "get notified?" toast

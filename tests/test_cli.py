@@ -73,3 +73,9 @@ def test_doctor_reports_every_check():
 def test_unknown_family_and_op_are_reported(capsys):
     assert cli.main(["bench", "nope"]) == 1
     assert "no op or family 'nope'" in capsys.readouterr().out
+
+
+
+def test_errors_are_one_line_not_a_traceback(tmp_path):
+    done = run("list", "nope", cwd=tmp_path)
+    assert done.returncode == 2 and "no family 'nope'" in done.stderr and "Traceback" not in done.stderr

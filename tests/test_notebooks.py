@@ -1,5 +1,6 @@
 """Notebook hygiene, and the budget check of ../conftest.py failing a notebook that runs too long."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -39,3 +40,25 @@ def test_budget_check_fails_a_slow_notebook(tmp_path):
     assert done.returncode == 1, done.stdout
     assert "over its 1 s budget" in done.stdout
     assert "slow.ipynb" in done.stdout and "of 1 s" in done.stdout  # the time is reported
+
+
+def test_moe_notebook_runs_where_triton_is_missing(tmp_path):
+    """As on a machine without Triton: the kernels are shown, the notebook says why they did not run."""
+    hidden = tmp_path / "hide"
+    (hidden / "triton").mkdir(parents=True)
+    (hidden / "triton" / "__init__.py").write_text("raise ImportError('Triton is hidden for this test')\n")
+    copy = tmp_path / "01_moe_routing.ipynb"
+    shutil.copy(ROOT / "notebooks" / "01_moe_routing.ipynb", copy)
+    env = {**os.environ, "PYTHONPATH": str(hidden), "COURSE_HOME": str(ROOT)}
+    env.pop("TRITON_INTERPRET", None)
+    done = subprocess.run([sys.executable, "-c",
+                           "import sys; from pathlib import Path; from course.notebooks import execute; "
+                           "r = execute(Path(sys.argv[1]), write=True); print(r.error or 'ok')",
+                           str(copy)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.stdout.strip().endswith("ok"), done.stdout + done.stderr
+    text = "".join(o.get("text", "") for c in nbformat.read(copy, 4).cells if c.cell_type == "code"
+                   for o in c.outputs)
+    assert "moe.dispatch: the Triton kernel was not run here: Triton is not installed" in text
+    assert "@triton.jit" in "".join(str(o.get("data", {}).get("text/plain", ""))
+                                    for c in nbformat.read(copy, 4).cells if c.cell_type == "code"
+                                    for o in c.outputs)

@@ -66,3 +66,20 @@ def test_binder_badges_point_at_the_repository():
     for path in files:
         for found in re.findall(r"mybinder\.org/v2/gh/([^/]+/[^/]+)/", path.read_text()):
             assert found == repo, f"{path.name} links Binder to {found}, the repository is {repo}"
+
+
+def test_wheel_holds_the_three_folders_and_their_data(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                           "-q", "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [wheel] = tmp_path.glob("course-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in ("course/registry.py", "course/catalog/FAMILIES.md", "course/moe/dispatch.py",
+                     "course/kernels/moe/triton_routing.py", "course/kernels/moe/moe_routing.cu",
+                     "course/kernels/moe/moe_kernels.h", "course/kernels/moe/moe_binding.cpp",
+                     "course/widgets/routing.py"):
+        assert expected in names, expected
