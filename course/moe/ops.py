@@ -100,3 +100,37 @@ combine = register(Op(
     grad_inputs=("y", "gates"),
     bytes_moved=combine_bytes,
 ))
+
+
+def expert_mlp_inputs(params: dict, generator: torch.Generator) -> dict:
+    """Grouped rows and expert weights; `counts` come from a routing, so experts can be empty."""
+    expert_index, _ = routing(params, generator)
+    _, counts = route_slots(expert_index, params["E"], params.get("capacity"))
+    D, H, E = params["D"], params.get("H", 2 * params["D"]), params["E"]
+    x = torch.randn(int(counts.sum()), D, generator=generator)
+    w1 = torch.randn(E, D, H, generator=generator) / D ** 0.5
+    w2 = torch.randn(E, H, D, generator=generator) / H ** 0.5
+    return dict(x=x, counts=counts, w1=w1, w2=w2)
+
+
+def expert_mlp_bytes(kwargs: dict, out) -> int:
+    """Rows in and out, every expert's weights read once, and the hidden activations written and read."""
+    x, w1, w2 = kwargs["x"], kwargs["w1"], kwargs["w2"]
+    hidden = x.shape[0] * w1.shape[2]
+    return (x.numel() + out.numel() + w1.numel() + w2.numel() + 2 * hidden) * x.element_size()
+
+
+expert_mlp = register(Op(
+    name="moe.expert_mlp",
+    doc="Every expert's ReLU MLP over its block of grouped rows (a grouped matmul, no padding).",
+    impls=(
+        Impl("reference", "course.moe.experts:expert_mlp"),
+        Impl("padded_bmm", "course.moe.experts:expert_mlp_padded"),
+    ),
+    make_inputs=expert_mlp_inputs,
+    test_cases=TEST_CASES,
+    bench_cases=BENCH_CASES,
+    tol=1e-5,
+    grad_inputs=("x", "w1", "w2"),
+    bytes_moved=expert_mlp_bytes,
+))
