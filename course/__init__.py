@@ -8,7 +8,6 @@ import torch
 from course.registry import all_ops, get, prepare_triton
 from course.show import show
 from course.testing import check
-from course import notebooks
 
 __version__ = "0.1.0"
 __all__ = ["all_ops", "check", "get", "setup", "show", "__version__"]

@@ -4,7 +4,10 @@ Each family's experiments return `Claim`s; the notebook prints them next to the 
 the tests assert `holds` (and the numbers, with a margin), so a wrong implementation cannot pass.
 """
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+import torch
 
 
 @dataclass
@@ -31,3 +34,18 @@ class timed:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+@contextmanager
+def one_thread():
+    """Run a toy experiment on one intra-op thread, then restore the setting (also a decorator).
+
+    On tensors this small a second thread only adds fork/join waits, and `time.process_time()` then
+    counts the work itself.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -4,7 +4,6 @@ Same inputs and seed, same upstream gradient, outputs NaN-poisoned, RMS-relative
 course.testing). Triton runs compiled on a GPU and under TRITON_INTERPRET=1 on the CPU; CUDA kernels
 run only where a GPU is, and their sources are compiled by nvcc wherever nvcc is.
 """
-import inspect
 import shutil
 import subprocess
 import sysconfig

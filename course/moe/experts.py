@@ -7,6 +7,8 @@ sizes, with no padding (MegaBlocks, Gale et al. 2022; ScatterMoE, Tan et al. 202
 
 Shapes: S grouped rows, D model features, H hidden features, E experts.
 """
+from typing import NamedTuple
+
 import torch
 
 from course.checks import check_same_device, check_shape, check_tensor
@@ -29,6 +31,35 @@ def check_expert_mlp_args(x, counts, w1, w2, where="moe.expert_mlp"):
     if counts.numel() and (counts.min().item() < 0 or counts.sum().item() != x.shape[0]):
         raise ValueError(f"{where}: `counts` must be non-negative and sum to S = x.shape[0] = "
                          f"{x.shape[0]}; got {counts.tolist()} (sum {counts.sum().item()}).")
+
+
+class ExpertTiles(NamedTuple):
+    """The tile map of a grouped matmul: which expert and which rows each row tile covers."""
+
+    expert: torch.Tensor  # [n_tiles] expert whose weights the tile multiplies
+    start: torch.Tensor   # [n_tiles] first row of the tile
+    end: torch.Tensor     # [n_tiles] one past its last row (at most start + block_m)
+
+
+def expert_tiles(counts, block_m: int) -> ExpertTiles:
+    """MegaBlocks' block-sparse tiling: each expert's rows cut into tiles of at most `block_m` rows.
+
+    A tile never straddles two experts, so one kernel program multiplies all its rows by one expert's
+    weights; only an expert's last tile is partial, and an empty expert has no tile at all.
+    counts [E] -> ExpertTiles(expert, start, end), each [n_tiles] with
+    n_tiles = sum_e ceil(counts[e] / block_m).
+    """
+    counts = counts.long()
+    tiles = (counts + block_m - 1) // block_m  # [E] tiles per expert
+    n_tiles = int(tiles.sum())  # the grid size, so the host needs it anyway
+    arange = torch.arange(n_tiles, device=counts.device)
+    expert = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), tiles,
+                                     output_size=n_tiles)
+    first_tile = (tiles.cumsum(0) - tiles)[expert]  # [n_tiles] the expert's first tile
+    first_row = (counts.cumsum(0) - counts)[expert]  # [n_tiles] the expert's first row
+    start = first_row + (arange - first_tile) * block_m
+    end = torch.minimum(start + block_m, first_row + counts[expert])
+    return ExpertTiles(expert, start, end)
 
 
 def expert_mlp(x, counts, w1, w2):

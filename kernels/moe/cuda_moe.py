@@ -1,7 +1,8 @@
-"""MoE dispatch and combine with CUDA kernels: the same contract as `course.moe.dispatch`.
+"""MoE dispatch, combine and experts with CUDA kernels: the contracts of `course.moe.dispatch` and
+`course.moe.experts`.
 
-The kernels (`moe_routing.cu`, `moe_rows.cu`) implement the algorithms of the Triton backend in CUDA
-C++; `moe_binding.cpp` exposes them to PyTorch. The extension is compiled by
+The kernels (`moe_routing.cu`, `moe_rows.cu`, `moe_grouped_gemm.cu`) implement the algorithms of the
+Triton backend in CUDA C++; `moe_binding.cpp` exposes them to PyTorch. The extension is compiled by
 `torch.utils.cpp_extension` on first use, which needs a CUDA build of PyTorch, nvcc and a GPU.
 """
 import functools
@@ -11,12 +12,14 @@ from types import SimpleNamespace
 import torch
 
 from course import outputs
-from course.kernels.moe.host import combine_with, dispatch_with, scan_chunk_histogram
+from course.kernels.moe.host import combine_with, dispatch_with, expert_mlp_with, scan_chunk_histogram
 from course.moe.dispatch import Dispatched, check_combine_args, check_dispatch_args
+from course.moe.experts import ExpertTiles, check_expert_mlp_args
 
 HERE = Path(__file__).parent
-SOURCES = ("moe_binding.cpp", "moe_routing.cu", "moe_rows.cu")
+SOURCES = ("moe_binding.cpp", "moe_routing.cu", "moe_rows.cu", "moe_grouped_gemm.cu")
 ROUTING_BLOCK = 256  # kRoutingBlock in moe_kernels.h
+GEMM_TILE = 32  # kGemmTile in moe_kernels.h: rows per tile of the grouped GEMM
 
 
 @functools.cache
@@ -82,3 +85,33 @@ def combine(y, slot, gates):
     """
     check_combine_args(y, slot, gates)
     return combine_with(PRIMITIVES, y, slot, gates)
+
+
+def grouped_matmul(a, w, tiles: ExpertTiles, epilogue: str = "none", gate=None):
+    """a [S, K] grouped by expert, w [E, K, N] (any strides), gate [S, N] -> epilogue(a_e w_e) [S, N]."""
+    out = outputs.empty((a.shape[0], w.shape[2]), dtype=a.dtype, device=a.device)
+    return extension().grouped_matmul(a, w, gate, tiles.expert, tiles.start, tiles.end, epilogue, out,
+                                      _stream())
+
+
+def grouped_weight_grad(a, b, offsets):
+    """a [S, K], b [S, N] grouped by expert, offsets [E + 1] -> grad_w [E, K, N], grad_w[e] = a_e^T b_e."""
+    grad_w = outputs.empty((offsets.numel() - 1, a.shape[1], b.shape[1]), dtype=a.dtype,
+                           device=a.device)
+    return extension().grouped_weight_grad(a, b, offsets, grad_w, _stream())
+
+
+EXPERT_PRIMITIVES = SimpleNamespace(grouped_matmul=grouped_matmul,
+                                    grouped_weight_grad=grouped_weight_grad, TILE_M=GEMM_TILE)
+
+
+def expert_mlp(x, counts, w1, w2):
+    """Shazeer et al. 2017 experts, ReLU(x W1_e) W2_e, as CUDA grouped GEMMs (MegaBlocks, no padding).
+
+    x [S, D] grouped by expert, counts [E], w1 [E, D, H], w2 [E, H, D] -> [S, D]; float32 only.
+    """
+    check_expert_mlp_args(x, counts, w1, w2)
+    if x.dtype != torch.float32:
+        raise TypeError(f"moe.expert_mlp (cuda backend): `x`, `w1` and `w2` must be float32 (the CUDA "
+                        f"grouped GEMM is fp32 only); got {x.dtype}. Use backend='triton' or cast.")
+    return expert_mlp_with(EXPERT_PRIMITIVES, x, counts, w1, w2)

@@ -7,11 +7,15 @@ A backend supplies four primitives with the same contracts:
     scatter_rows(src [T, D], slot, weight [T, k] | None, S) -> [S, D]   out[slot[t, j]] = w src[t]
     gather_rows(src [S, D], slot, weight [T, k] | None) -> [T, D]       out[t] = sum_j w src[slot[t, j]]
     row_dot(grad_out [T, D], y [S, D], slot) -> [T, k]                  <grad_out[t], y[slot[t, j]]>
+    grouped_matmul(a [S, K], w [E, K, N], tiles, epilogue, gate) -> [S, N]  epilogue(a_e w_e) per expert
+    grouped_weight_grad(a [S, K], b [S, N], offsets [E + 1]) -> [E, K, N]   a_e^T b_e per expert
+    TILE_M: the rows per tile of its grouped matmul
 and the gradients follow from dispatch being a scatter and combine a gather (ScatterMoE, Tan et al. 2024).
 """
 import torch
 
 from course.moe.dispatch import Dispatched
+from course.moe.experts import ExpertTiles, expert_tiles
 
 
 def scan_chunk_histogram(hist, capacity: int | None):
@@ -77,3 +81,38 @@ def dispatch_with(prims, x, expert_index, num_experts, capacity) -> Dispatched:
 def combine_with(prims, y, slot, gates):
     """Run combine with a backend's primitives."""
     return CombineFunction.apply(y, slot.long().contiguous(), gates, prims)
+
+
+class ExpertMLPFunction(torch.autograd.Function):
+    """x [S, D], counts [E], w1 [E, D, H], w2 [E, H, D] -> y [S, D]; saves h [S, H] for the backward.
+
+    Forward h = ReLU(x W1_e), y = h W2_e; backward grad_h = (grad_y W2_e^T) * (h > 0),
+    grad_x = grad_h W1_e^T, grad_W1_e = x_e^T grad_h_e, grad_W2_e = h_e^T grad_y_e.
+    """
+
+    @staticmethod
+    def forward(ctx, x, counts, w1, w2, prims):
+        x, w1, w2 = x.contiguous(), w1.contiguous(), w2.contiguous()
+        tiles = expert_tiles(counts, prims.TILE_M)
+        h = prims.grouped_matmul(x, w1, tiles, "relu")  # [S, H]
+        y = prims.grouped_matmul(h, w2, tiles)  # [S, D]
+        offsets = torch.nn.functional.pad(counts.long().cumsum(0), (1, 0))  # [E + 1]
+        ctx.save_for_backward(x, w1, w2, h, offsets, *tiles)
+        ctx.prims = prims
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, w1, w2, h, offsets, *tiles = ctx.saved_tensors
+        tiles, prims = ExpertTiles(*tiles), ctx.prims
+        grad_y = grad_y.contiguous()
+        grad_h = prims.grouped_matmul(grad_y, w2.transpose(1, 2), tiles, "relu_grad", gate=h)  # [S, H]
+        grad_x = prims.grouped_matmul(grad_h, w1.transpose(1, 2), tiles) if ctx.needs_input_grad[0] else None
+        grad_w1 = prims.grouped_weight_grad(x, grad_h, offsets) if ctx.needs_input_grad[2] else None
+        grad_w2 = prims.grouped_weight_grad(h, grad_y, offsets) if ctx.needs_input_grad[3] else None
+        return grad_x, None, grad_w1, grad_w2, None
+
+
+def expert_mlp_with(prims, x, counts, w1, w2):
+    """Run the experts' grouped MLP with a backend's primitives."""
+    return ExpertMLPFunction.apply(x, counts, w1, w2, prims)

@@ -28,6 +28,17 @@ void by_dtype(const torch::Tensor& t, Body body) {
   }
 }
 
+Epilogue epilogue_named(const std::string& name) {
+  if (name == "none") return Epilogue::kNone;
+  if (name == "relu") return Epilogue::kRelu;
+  if (name == "relu_grad") return Epilogue::kReluGrad;
+  TORCH_CHECK(false, "grouped_matmul: `epilogue` must be 'none', 'relu' or 'relu_grad'; got '", name, "'");
+}
+
+void check_float32(const char* where, const torch::Tensor& t) {
+  TORCH_CHECK(t.scalar_type() == torch::kFloat, where, " takes float32 tensors; got ", t.scalar_type());
+}
+
 }  // namespace
 
 torch::Tensor expert_histogram(torch::Tensor expert_index, int64_t E, torch::Tensor hist,
@@ -82,10 +93,35 @@ torch::Tensor row_dot(torch::Tensor a, torch::Tensor src, torch::Tensor slot, to
   return out;
 }
 
+torch::Tensor grouped_matmul(torch::Tensor a, torch::Tensor w, std::optional<torch::Tensor> gate,
+                             torch::Tensor tile_expert, torch::Tensor tile_start, torch::Tensor tile_end,
+                             std::string epilogue, torch::Tensor out, int64_t stream) {
+  check_float32("grouped_matmul", a);
+  check_float32("grouped_matmul", w);
+  launch_grouped_matmul(a.data_ptr<float>(), w.data_ptr<float>(), ptr_or_null<float>(gate),
+                        out.data_ptr<float>(), tile_expert.data_ptr<int64_t>(),
+                        tile_start.data_ptr<int64_t>(), tile_end.data_ptr<int64_t>(), tile_expert.size(0),
+                        a.size(1), w.size(2), w.stride(0), w.stride(1), w.stride(2),
+                        epilogue_named(epilogue), as_stream(stream));
+  return out;
+}
+
+torch::Tensor grouped_weight_grad(torch::Tensor a, torch::Tensor b, torch::Tensor offsets,
+                                  torch::Tensor grad_w, int64_t stream) {
+  check_float32("grouped_weight_grad", a);
+  check_float32("grouped_weight_grad", b);
+  launch_grouped_weight_grad(a.data_ptr<float>(), b.data_ptr<float>(), offsets.data_ptr<int64_t>(),
+                             grad_w.data_ptr<float>(), grad_w.size(0), grad_w.size(1), grad_w.size(2),
+                             as_stream(stream));
+  return grad_w;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("expert_histogram", &expert_histogram, "per-chunk expert histogram (counting sort, step 1)");
   m.def("dispatch_slot", &dispatch_slot, "slot of every assignment (counting sort, step 3)");
   m.def("scatter_rows", &scatter_rows, "out[slot[t, j]] = w[t, j] src[t]");
   m.def("gather_rows", &gather_rows, "out[t] = sum_j w[t, j] src[slot[t, j]]");
   m.def("row_dot", &row_dot, "out[t, j] = <a[t], src[slot[t, j]]>");
+  m.def("grouped_matmul", &grouped_matmul, "out[rows of e] = epilogue(a[rows of e] W_e) (grouped GEMM)");
+  m.def("grouped_weight_grad", &grouped_weight_grad, "grad_w[e] = a[rows of e]^T b[rows of e]");
 }

@@ -1,4 +1,4 @@
-// Launchers of the mixture-of-experts CUDA kernels (moe_routing.cu, moe_rows.cu).
+// Launchers of the mixture-of-experts CUDA kernels (moe_routing.cu, moe_rows.cu, moe_grouped_gemm.cu).
 // Plain pointers and a stream, no PyTorch types, so the .cu files compile with nvcc alone;
 // moe_binding.cpp turns tensors into these calls. Indices are int64, rows are row-major [*, D].
 #pragma once
@@ -30,3 +30,27 @@ void launch_gather_rows(const scalar_t* src, const int64_t* slot, const scalar_t
 template <typename scalar_t>
 void launch_row_dot(const scalar_t* a, const scalar_t* src, const int64_t* slot, scalar_t* out,
                     int64_t T, int64_t k, int64_t D, cudaStream_t stream);
+
+constexpr int kGemmTile = 32;          // grouped GEMM: rows and columns of an output tile, and the K step
+constexpr int kGemmRowsPerThread = 4;  // outputs per thread: a block has kGemmTile x (kGemmTile / 4) threads
+
+// What the grouped GEMM applies to each output before storing it.
+enum class Epilogue : int {
+  kNone = 0,
+  kRelu = 1,      // max(value, 0): the experts' hidden layer
+  kReluGrad = 2,  // value where gate > 0, else 0: the gradient through that ReLU (gate = its output)
+};
+
+// out[rows of tile t] = epilogue(a[rows] W_e) with e = tile_expert[t], rows tile_start[t] .. tile_end[t];
+// a [S, K], out and gate [S, N] row-major fp32; W [E, K, N] at strides (w_stride_e, w_stride_k,
+// w_stride_n), so a transposed weight is passed as strides; gate may be null unless kReluGrad.
+void launch_grouped_matmul(const float* a, const float* w, const float* gate, float* out,
+                           const int64_t* tile_expert, const int64_t* tile_start,
+                           const int64_t* tile_end, int64_t n_tiles, int64_t K, int64_t N,
+                           int64_t w_stride_e, int64_t w_stride_k, int64_t w_stride_n,
+                           Epilogue epilogue, cudaStream_t stream);
+
+// grad_w[e] = a[rows of e]^T b[rows of e] with rows offsets[e] .. offsets[e + 1]; a [S, K], b [S, N],
+// grad_w [E, K, N] fp32; an expert without rows gets zeros.
+void launch_grouped_weight_grad(const float* a, const float* b, const int64_t* offsets, float* grad_w,
+                                int64_t E, int64_t K, int64_t N, cudaStream_t stream);

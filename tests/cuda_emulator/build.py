@@ -1,0 +1,107 @@
+"""Build the project's CUDA kernels as a CPU extension that runs them on the emulator of emulator.h.
+
+Each .cu source that `cuda_moe.SOURCES` names is copied to a build folder as C++, rewritten where C++
+cannot parse CUDA:
+  kernel<<<grid, block, shmem, stream>>>(args);  ->  emu::launch(kernel, emu::config(grid, block,
+                                                     shmem, stream), args);
+  extern __shared__ T name[];                     ->  T* name = emu::dynamic_shared<T>();
+  __shared__ T name[N];                           ->  kept, plus a registration that lets the emulator
+                                                     poison it before every block
+Then `torch.utils.cpp_extension.load` compiles the real binding (moe_binding.cpp, unchanged) and the
+rewritten sources with g++ as a CPU extension, the fake CUDA headers of include/ first on the include
+path and emulator.h force-included. The module it returns has the interface of `cuda_moe.extension()`.
+The build is cached by PyTorch (in its extension folder) and redone only when a source changes.
+"""
+import functools
+import re
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+EMULATOR_HEADER = HERE / "emulator.h"
+FAKE_CUDA_INCLUDE = HERE / "include"
+SELFTEST = HERE / "selftest.cu"
+EMULATOR_FLAGS = ["-std=c++20", "-pthread", "-include", str(EMULATOR_HEADER)]
+
+LAUNCH = re.compile(
+    r"(?P<kernel>(?:\w+::)*\w+(?:<[^<>;]*>)?)\s*"  # a kernel, maybe a template instance
+    r"<<<(?P<config>.*?)>>>\s*"
+    r"\((?P<args>.*?)\)\s*;",  # arguments cannot hold a ';', so the first ');' ends the launch
+    re.S)
+DYNAMIC_SHARED = re.compile(
+    r"extern\s+__shared__\s+(?P<type>[\w:<>\s]+?)\s*(?P<name>\w+)\s*\[\s*\]\s*;")
+STATIC_SHARED = re.compile(
+    r"(?P<decl>__shared__\s+[\w:<>\s]+?\s(?P<name>\w+)\s*(?:\[[^\]]*\]\s*)*;)")
+
+
+def rewrite_launches(source: str) -> str:
+    """`kernel<<<config>>>(args);` -> `emu::launch(kernel, emu::config(config), args);`."""
+    def launch(m: re.Match) -> str:
+        args = m["args"].strip()
+        return (f"emu::launch({m['kernel']}, emu::config({m['config'].strip()})"
+                f"{', ' + args if args else ''});")
+    return LAUNCH.sub(launch, source)
+
+
+def rewrite_shared_memory(source: str) -> str:
+    """Dynamic shared arrays become the launch's buffer; static ones are registered for poisoning."""
+    source = DYNAMIC_SHARED.sub(
+        lambda m: f"{m['type'].strip()}* {m['name']} = emu::dynamic_shared<{m['type'].strip()}>();",
+        source)
+    return STATIC_SHARED.sub(
+        lambda m: (f"{m['decl']} [[maybe_unused]] static const bool {m['name']}_in_shared_memory = "
+                   f"emu::shared_memory({m['name']}, sizeof({m['name']}));"),
+        source)
+
+
+def emulated_source(cuda_source: str) -> str:
+    """A .cu file's text as C++ for the emulator."""
+    return rewrite_shared_memory(rewrite_launches(cuda_source))
+
+
+def write_if_changed(path: Path, text: str) -> Path:
+    """Keep the file (and its timestamp, so ninja keeps its object) when the text is the same."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+@functools.cache
+def build(kernel_dir: Path | None = None, name: str = "course_moe_emulated", verbose: bool = False):
+    """Compile (once, cached by PyTorch) and load the MoE extension running on the emulator.
+
+    `kernel_dir` holds the sources that `cuda_moe.SOURCES` names (default: the package's own);
+    give another folder a new `name`, so the two builds do not replace each other in the cache.
+    """
+    from torch.utils.cpp_extension import get_default_build_root, load
+
+    from course.kernels.moe import cuda_moe
+
+    kernel_dir = Path(kernel_dir or cuda_moe.HERE)
+    sources_dir = Path(get_default_build_root()) / f"{name}_sources"
+    sources_dir.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for file_name in cuda_moe.SOURCES:
+        source = kernel_dir / file_name
+        if source.suffix != ".cu":
+            sources.append(source)  # the binding: compiled as it is
+            continue
+        emulated = emulated_source(source.read_text())
+        sources.append(write_if_changed(sources_dir / f"{source.stem}_emulated.cpp", emulated))
+    return load(name=name, sources=[str(s) for s in sources],
+                extra_include_paths=[str(FAKE_CUDA_INCLUDE), str(kernel_dir)],
+                extra_cflags=["-O2", *EMULATOR_FLAGS],
+                extra_ldflags=["-pthread"], verbose=verbose)
+
+
+def compile_program(cuda_file: Path, out_dir: Path) -> Path:
+    """Compile a self-contained .cu program (no PyTorch, e.g. selftest.cu) for the emulator with g++.
+
+    Returns the executable; a compile error raises subprocess.CalledProcessError with g++'s message.
+    """
+    source = write_if_changed(Path(out_dir) / f"{cuda_file.stem}_emulated.cpp",
+                              emulated_source(Path(cuda_file).read_text()))
+    program = Path(out_dir) / cuda_file.stem
+    subprocess.run(["g++", "-O1", *EMULATOR_FLAGS, f"-I{FAKE_CUDA_INCLUDE}", str(source), "-o",
+                    str(program)], check=True, capture_output=True, text=True)
+    return program
