@@ -107,14 +107,15 @@ BARS_JS = """() => {
 }"""
 
 
-def test_moe_notebook_runs_in_jupyterlab_and_its_widget_responds(lab):
+def test_moe_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
     base, token = lab
     ARTIFACTS.mkdir(exist_ok=True)
+    profile = tmp_path / "chromium-profile"  # a fresh profile each run
     with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
-            user_data_dir=str(ARTIFACTS / ".chromium-profile"), executable_path=CHROMIUM,
+            user_data_dir=str(profile), executable_path=CHROMIUM,
             headless=True, args=CHROMIUM_ARGS, viewport={"width": 1500, "height": 1000})
         try:
             page = browser.new_page()

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from course.moe import cmoe, kamoe, sparse_ot, task_routing
+from course.moe import cmoe, kamoe, sparse_ot, task_routing, task_routing_claims
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -200,9 +200,9 @@ def test_sparse_ot_bad_arguments():
 
 @pytest.fixture(scope="module")
 def task_claims():
-    return {name: fn() for name, fn in (("task_level", task_routing.task_level_moe_claim),
-                                        ("conditional", task_routing.conditional_moe_claim),
-                                        ("task_aware", task_routing.task_aware_gating_claim))}
+    return {name: fn() for name, fn in (("task_level", task_routing_claims.task_level_moe_claim),
+                                        ("conditional", task_routing_claims.conditional_moe_claim),
+                                        ("task_aware", task_routing_claims.task_aware_gating_claim))}
 
 
 def test_task_level_claim_holds(task_claims):
@@ -232,28 +232,28 @@ def test_task_aware_gating_claim_holds(task_claims):
 
 
 def test_task_subnetwork_gives_the_full_models_outputs(task_claims):
-    model = task_routing.trained_model("task", 4)
-    train, test = task_routing.multitask_data(512), task_routing.held_out()
+    model = task_routing_claims.trained_model("task", 4)
+    train, test = task_routing.multitask_data(512), task_routing_claims.held_out()
     x, key = task_routing.expert_inputs(test), task_routing.routing_key(test, "task")
     with torch.no_grad():
         full, _, _ = model(x, key)
     for task in range(4):
-        used = task_routing.experts_used(model, train, "task", task)
+        used = task_routing_claims.experts_used(model, train, "task", task)
         assert len(used) == 1  # task routing: one expert per task
-        sub = task_routing.extract_subnetwork(model, used)
+        sub = task_routing_claims.extract_subnetwork(model, used)
         mine = test.task == task
-        assert torch.allclose(task_routing.subnetwork_forward(sub, x[mine], key[mine]), full[mine],
+        assert torch.allclose(task_routing_claims.subnetwork_forward(sub, x[mine], key[mine]), full[mine],
                               atol=1e-6)
-        assert sub.num_params() < 0.3 * task_routing.num_params(model)
+        assert sub.num_params() < 0.3 * task_routing_claims.num_params(model)
 
 
 def test_token_routed_model_needs_every_expert(task_claims):
-    model = task_routing.trained_model("token", 4)
-    test = task_routing.held_out()
+    model = task_routing_claims.trained_model("token", 4)
+    test = task_routing_claims.held_out()
     x, key = task_routing.expert_inputs(test), task_routing.routing_key(test, "token")
-    sub = task_routing.extract_subnetwork(model, torch.arange(4))
+    sub = task_routing_claims.extract_subnetwork(model, torch.arange(4))
     with torch.no_grad():
-        assert torch.allclose(task_routing.subnetwork_forward(sub, x, key), model(x, key)[0],
+        assert torch.allclose(task_routing_claims.subnetwork_forward(sub, x, key), model(x, key)[0],
                               atol=1e-6)
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from course import moe
-from course.moe import parallel
+from course.moe import parallel, parallel_launch
 
 W, T, D, E, K = 2, 64, 16, 4, 2
 
@@ -27,18 +27,18 @@ def expected_bytes(expert_index, world_size, num_experts, d_model):
 @pytest.fixture(scope="module")
 def uniform():
     """The paper's zero router: the noise alone routes, uniformly over the experts."""
-    return parallel.run_expert_parallel(world_size=W, T=256, D=D, E=E, k=K, seed=0, router_scale=0.0)
+    return parallel_launch.run_expert_parallel(world_size=W, T=256, D=D, E=E, k=K, seed=0, router_scale=0.0)
 
 
 @pytest.fixture(scope="module")
 def learned():
     """A random router, so routing depends on the tokens, as after training."""
-    return parallel.run_expert_parallel(world_size=W, T=T, D=D, E=E, k=K, seed=0)
+    return parallel_launch.run_expert_parallel(world_size=W, T=T, D=D, E=E, k=K, seed=0)
 
 
 @pytest.fixture(scope="module")
 def uneven():
-    return parallel.run_expert_parallel(world_size=W, T=T, D=D, E=E, k=K, seed=1, train=False,
+    return parallel_launch.run_expert_parallel(world_size=W, T=T, D=D, E=E, k=K, seed=1, train=False,
                                         unused_experts=(3,), rank0_stays_local=True)
 
 
@@ -55,13 +55,13 @@ def test_outputs_and_every_gradient_match_single_process(run, request):
 @pytest.mark.parametrize("run", ["learned", "uniform"])
 def test_bytes_sent_follow_the_routing(run, request):
     result = request.getfixturevalue(run)
-    reference = parallel.single_process_reference(W, **result.problem)
+    reference = parallel_launch.single_process_reference(W, **result.problem)
     assert result.sent == expected_bytes(reference["expert_index"], W, E, D)
     assert all(s.dispatch > 0 and s.combine > 0 for s in result.sent)
 
 
 def test_uneven_routing_unused_expert_and_a_rank_that_stays_local(uneven):
-    reference = parallel.single_process_reference(W, **uneven.problem)
+    reference = parallel_launch.single_process_reference(W, **uneven.problem)
     routing = reference["expert_index"]
     assert not (routing == 3).any()  # expert 3 (on rank 1) receives nothing
     assert (routing[:T // W] < E // W).all()  # rank 0's tokens never leave rank 0
@@ -72,12 +72,12 @@ def test_uneven_routing_unused_expert_and_a_rank_that_stays_local(uneven):
 
 
 def test_claim_uniform_routing_bytes(uniform, learned):
-    claim = parallel.expert_parallel_claim(result=uniform)
+    claim = parallel_launch.expert_parallel_claim(result=uniform)
     assert claim.holds, claim
     assert 0.9 < claim.measured["ratio_min"] <= claim.measured["ratio_max"] < 1.1
     assert claim.measured["expected_bytes"] == [128 * K * D * 4 / 2] * 2
     with pytest.raises(ValueError, match="router_scale"):
-        parallel.expert_parallel_claim(result=learned)
+        parallel_launch.expert_parallel_claim(result=learned)
 
 
 def test_regroup_by_expert_orders_rows_by_local_expert_then_source_rank():
@@ -100,7 +100,7 @@ def test_experts_must_divide_over_ranks():
     with pytest.raises(ValueError, match="num_experts.*world_size"):
         parallel.ExpertParallelMoE(layer, rank=0, world_size=2)
     with pytest.raises(ValueError, match="num_experts"):
-        parallel.run_expert_parallel(world_size=2, E=5)
+        parallel_launch.run_expert_parallel(world_size=2, E=5)
 
 
 def test_rank_shard_holds_its_experts():

@@ -1,0 +1,224 @@
+"""Launch expert parallelism on localhost and check it against the single-process MoE layer.
+
+`run_expert_parallel` spawns W processes (gloo on CPU), builds the same seeded `MoELayer` in each and
+in the parent, runs `course.moe.parallel.expert_parallel_moe` on every rank's shard of the tokens, and
+compares outputs and gradients with the single-process layer; it also reports the bytes each rank
+sends in each all-to-all (DeepSpeed-TED, Singh et al. 2023; GShard, Lepikhin et al. 2020).
+"""
+import pickle
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from course.claims import Claim, timed
+from course.moe.layer import MoELayer
+from course.moe.parallel import AllToAllBytes, ExpertParallelMoE, check_expert_split
+from course.testing import error_ratio
+
+
+def make_problem(world_size: int, T: int, D: int, H: int, E: int, k: int, seed: int = 0,
+                 train: bool = True, router_scale: float = 1.0, unused_experts: tuple = (),
+                 rank0_stays_local: bool = False):
+    """A seeded layer, tokens x [T, D] and upstream gradient [T, D], the same in every process.
+
+    Feature D-1 of x is a constant 1, a bias the router uses to switch off `unused_experts`; with
+    `rank0_stays_local`, feature D-2 marks rank 0's tokens and the router keeps them on rank 0's
+    experts, so rank 0 sends no row to any other rank. `router_scale=0` keeps the paper's zero router,
+    where the noise alone routes, uniformly over the experts.
+    """
+    check_expert_split(E, world_size, "make_problem")
+    if D < 3:
+        raise ValueError(f"make_problem: `D` must be >= 3 (two features steer the router); got {D}.")
+    usable = E // world_size - sum(e < E // world_size for e in set(unused_experts))
+    if rank0_stays_local and k > usable:
+        raise ValueError(f"make_problem: with `rank0_stays_local`, `k` must be <= rank 0's usable "
+                         f"experts ({usable}); got k={k}.")
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
+        torch.manual_seed(seed)
+        layer = MoELayer(D, H, E, k, backend="reference")
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        layer.w_gate.copy_(router_scale * torch.randn(D, E, generator=g) / D ** 0.5)
+        layer.w_noise.copy_(router_scale * torch.randn(D, E, generator=g) / D ** 0.5)
+        layer.w_gate[-1, list(unused_experts)] = -100.0
+        if rank0_stays_local:
+            layer.w_gate[-2, E // world_size:] = -100.0
+    x = torch.randn(T, D, generator=g)
+    x[:, -1] = 1.0
+    if rank0_stays_local:
+        x[:, -2] = 0.0
+        x[:len(x.tensor_split(world_size)[0]), -2] = 1.0
+    upstream = torch.randn(T, D, generator=g)
+    return layer.train(train), x, upstream
+
+
+def rank_generator(seed: int, rank: int) -> torch.Generator:
+    """The router noise of rank `rank`'s tokens (training mode draws noise per process)."""
+    return torch.Generator().manual_seed(1000 * (seed + 1) + rank)
+
+
+def single_process_reference(world_size: int, **problem) -> dict:
+    """The `MoELayer` in one process: outputs, routing, and gradients of x and every parameter.
+
+    With noise (training mode) the layer runs once per token shard with that rank's noise draw, the
+    same noise the ranks use; without noise it runs once on the whole batch.
+    """
+    layer, x, upstream = make_problem(world_size, **problem)
+    x = x.clone().requires_grad_()
+    if layer.training:
+        outs = [layer(x_r, generator=rank_generator(problem.get("seed", 0), r))
+                for r, x_r in enumerate(x.tensor_split(world_size))]
+    else:
+        outs = [layer(x)]
+    y = torch.cat([o.y for o in outs])  # [T, D]
+    (y * upstream).sum().backward()
+    grads = {f"grad {n}": p.grad for n, p in layer.named_parameters() if p.grad is not None}
+    return {"y": y.detach(), "grad x": x.grad, **grads,
+            "expert_index": torch.cat([o.gating.expert_index for o in outs])}
+
+
+def expert_parallel_worker(rank: int, world_size: int, port: int, problem: dict, queue):
+    """One rank of `run_expert_parallel`: forward and backward of its shard, results to `queue`."""
+    torch.set_num_threads(1)  # W processes share the machine's cores
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world_size, timeout=timedelta(seconds=60))
+    try:
+        layer, x, upstream = make_problem(world_size, **problem)
+        shard = ExpertParallelMoE(layer, rank, world_size)
+        x_r = x.tensor_split(world_size)[rank].clone().requires_grad_()  # [T_r, D]
+        out = shard(x_r, generator=rank_generator(problem.get("seed", 0), rank))
+        (out.y * upstream.tensor_split(world_size)[rank]).sum().backward()
+        shard.all_reduce_router_grads()
+        grads = {f"grad {n}": p.grad for n, p in shard.named_parameters() if p.grad is not None}
+        payload = {"y": out.y.detach(), "grad x": x_r.grad, **grads, "sent": tuple(out.sent)}
+        queue.put((rank, pickle.dumps(payload)))
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(world_size: int, problem: dict, timeout_s: float) -> list[dict]:
+    """Spawn `world_size` gloo processes on this machine and collect each rank's results."""
+    queue = mp.get_context("spawn").SimpleQueue()
+    procs = mp.start_processes(expert_parallel_worker, args=(world_size, free_port(), problem, queue),
+                               nprocs=world_size, join=False, start_method="spawn")
+    results, done, deadline = {}, False, time.monotonic() + timeout_s
+    try:
+        while not (done and len(results) == world_size):
+            while not queue.empty():  # read as they come: a full pipe would block a rank's exit
+                rank, blob = queue.get()
+                results[rank] = pickle.loads(blob)
+            done = done or procs.join(timeout=0.05)  # raises if a rank failed
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run_expert_parallel: ranks did not finish within {timeout_s} s.")
+    except BaseException:  # a timeout, a failed rank or an interrupted notebook cell: stop the rest
+        for p in procs.processes:
+            if p.is_alive():
+                p.terminate()
+        raise
+    return [results[r] for r in range(world_size)]
+
+
+@dataclass
+class ExpertParallelResult:
+    """Expert-parallel ranks against the single-process layer, and what each rank sent."""
+
+    world_size: int
+    problem: dict
+    errors: dict = field(default_factory=dict)  # name -> (max abs difference, RMS-relative error)
+    sent: list = field(default_factory=list)  # AllToAllBytes per rank
+    seconds: float = 0.0  # wall time of the launch, process start included
+
+    def worst(self) -> float:
+        return max(rel for _, rel in self.errors.values())
+
+    def __repr__(self) -> str:
+        lines = [f"expert parallel, {self.world_size} ranks, launch {self.seconds:.1f} s"]
+        lines += [f"  {name:<13} max |diff| {a:.2e}   RMS-relative {r:.2e}"
+                  for name, (a, r) in self.errors.items()]
+        lines += [f"  rank {r} sent  counts {s.counts} B, dispatch {s.dispatch} B, combine {s.combine} B"
+                  for r, s in enumerate(self.sent)]
+        return "\n".join(lines)
+
+
+def difference(actual, expected) -> tuple[float, float]:
+    """(max abs difference, RMS-relative error) of two tensors."""
+    gap = (actual - expected).abs()
+    return (gap.max().item() if gap.numel() else 0.0), error_ratio(actual, expected)
+
+
+def run_expert_parallel(world_size: int = 2, T: int = 64, D: int = 16, H: int = 32, E: int = 4,
+                        k: int = 2, seed: int = 0, train: bool = True, router_scale: float = 1.0,
+                        unused_experts: tuple = (), rank0_stays_local: bool = False,
+                        timeout_s: float = 120.0) -> ExpertParallelResult:
+    """Run an `MoELayer` expert-parallel over `world_size` local processes and check it.
+
+    Each rank builds the same seeded layer, keeps its token shard and its E / W experts, and runs
+    forward and backward of (y * upstream).sum(); expert gradients stay on their owner rank and the
+    replicated router's gradients are all-reduced. Compared with `single_process_reference`.
+    """
+    problem = dict(T=T, D=D, H=H, E=E, k=k, seed=seed, train=train, router_scale=router_scale,
+                   unused_experts=tuple(unused_experts), rank0_stays_local=rank0_stays_local)
+    reference = single_process_reference(world_size, **problem)  # also checks the arguments
+    with timed() as t:
+        ranks = launch(world_size, problem, timeout_s)
+    result = ExpertParallelResult(world_size, problem, seconds=t.seconds,
+                                  sent=[AllToAllBytes(*r["sent"]) for r in ranks])
+    for name, expected in reference.items():
+        if name == "expert_index":
+            continue
+        if name in ("grad w_gate", "grad w_noise"):  # replicated: every rank holds the full sum
+            result.errors[name] = max((difference(r[name], expected) for r in ranks),
+                                      key=lambda d: d[1])
+        else:  # sharded by tokens (y, x) or by experts (w1, w2): the ranks' parts in rank order
+            result.errors[name] = difference(torch.cat([r[name] for r in ranks]), expected)
+    return result
+
+
+def expert_parallel_claim(world_size: int = 2, T: int = 1024, D: int = 32, E: int = 4,
+                          k: int = 2, seed: int = 0,
+                          result: ExpertParallelResult | None = None) -> Claim:
+    """Bytes each rank sends per all-to-all under uniform routing, against T_r k D b (W - 1) / W.
+
+    Launches `run_expert_parallel` with the paper's zero router, or reads a `result` of one made
+    with `router_scale=0` (its sizes then replace the arguments).
+    """
+    if result is None:
+        result = run_expert_parallel(world_size, T, D, 2 * D, E, k, seed, router_scale=0.0)
+    elif result.problem["router_scale"] != 0:
+        raise ValueError("expert_parallel_claim: `result` must come from a run with router_scale=0 "
+                         f"(uniform routing); got router_scale={result.problem['router_scale']}.")
+    world_size, T, D, k = result.world_size, result.problem["T"], result.problem["D"], result.problem["k"]
+    shards = [len(s) for s in torch.arange(T).tensor_split(world_size)]
+    expected = [t * k * D * 4 * (world_size - 1) / world_size for t in shards]
+    ratios = [s.dispatch / b for s, b in zip(result.sent, expected)]
+    back = [s.combine / b for s, b in zip(result.sent, expected)]
+    holds = all(abs(r - 1) < 0.1 for r in ratios + back) and result.worst() < 1e-5
+    return Claim(
+        paper="DeepSpeed-TED (Singh et al. 2023), expert parallelism after GShard (Lepikhin et al. 2020)",
+        statement="expert parallelism moves each routed token row to its expert's rank and back with "
+                  "two all-to-alls; under uniform routing a rank sends T_r k D b (W - 1) / W bytes "
+                  "in each, and the layer computes what the single-process layer computes",
+        summary=f"{world_size} ranks, T_r={shards[0]}, k={k}, D={D}, fp32: rank 0 sent "
+                f"{result.sent[0].dispatch:,} B (dispatch) and {result.sent[0].combine:,} B "
+                f"(combine) vs {expected[0]:,.0f} B expected; sent/expected from "
+                f"{min(ratios + back):.3f} to {max(ratios + back):.3f} over ranks; outputs and "
+                f"gradients equal the single-process layer to RMS-relative {result.worst():.1e}",
+        holds=holds,
+        measured={"dispatch_bytes": [s.dispatch for s in result.sent],
+                  "combine_bytes": [s.combine for s in result.sent],
+                  "expected_bytes": expected, "ratio_min": min(ratios + back),
+                  "ratio_max": max(ratios + back), "worst_rms_relative": result.worst()},
+        seconds=result.seconds,
+    )
