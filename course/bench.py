@@ -141,9 +141,9 @@ def load(root: Path) -> list[dict]:
 def table(records) -> str:
     """Records (dataclasses or dicts) as an aligned text table."""
     rows = [r if isinstance(r, dict) else asdict(r) for r in records]
-    lines = [f"{'op':<14}{'case':<26}{'backend':<12}{'ms':>10}{'GB/s':>9}{'of peak':>9}"]
+    lines = [f"{'op':<16}{'case':<32}{'backend':<12}{'ms':>10}{'GB/s':>9}{'of peak':>9}"]
     for r in rows:
         gbps = f"{r['gbps']:.1f}" if r.get("gbps") else "-"
         peak = f"{100 * r['peak_fraction']:.0f}%" if r.get("peak_fraction") else "-"
-        lines.append(f"{r['op']:<14}{r['case']:<26}{r['backend']:<12}{r['ms']:>10.3f}{gbps:>9}{peak:>9}")
+        lines.append(f"{r['op']:<16}{r['case']:<32}{r['backend']:<12}{r['ms']:>10.3f}{gbps:>9}{peak:>9}")
     return "\n".join(lines)

@@ -131,7 +131,8 @@ def balancing_claim(num_experts: int = 8, k: int = 2, num_tokens: int = 512, w_b
             fractions = load_fractions(layer, x)
             runs[name] = dict(cv=load_cv(fractions), mse=relative_mse(layer, x, y),
                               idle=int((fractions < 0.01).sum()),
-                              peak=(fractions.max() * num_experts).item())
+                              peak=(fractions.max() * num_experts).item(),
+                              fractions=fractions.tolist())
     ratio = runs["without"]["cv"] / max(runs["with"]["cv"], 1e-12)
     measured = {f"{key}_{name}": value for name, run in runs.items() for key, value in run.items()}
     measured = {"cv_ratio": ratio, **measured}
