@@ -23,6 +23,15 @@ def test_capacity_drops_the_overflow_of_the_big_blob():
     assert "capacity 64 per expert" in summary(r) and f"{r.dropped} of 256 assignments dropped" in summary(r)
 
 
+def test_load_cv_measures_the_router_not_the_capacity():
+    tight = route(TOKENS, W_GATE, None, k=1, capacity_factor=1.0)
+    loose = route(TOKENS, W_GATE, None, k=1, capacity_factor=2.0)
+    share = torch.tensor([5, 2, 1, 1]) / 9  # the blob weights the prototype router follows
+    assert tight.load_cv == loose.load_cv
+    assert abs(tight.load_cv - (share.var(unbiased=False).sqrt() / share.mean()).item()) < 0.1
+    assert f"router load CV {tight.load_cv:.2f}" in summary(tight)
+
+
 def test_second_choices_rescue_tokens():
     one = route(TOKENS, W_GATE, None, k=1, capacity_factor=1.0)
     two = route(TOKENS, W_GATE, None, k=2, capacity_factor=1.0)

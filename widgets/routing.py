@@ -51,8 +51,11 @@ class Routing:
 
     @property
     def load_cv(self) -> float:
-        """Coefficient of variation of the kept load across experts (Shazeer et al. 2017, eq. 7)."""
-        return cv_squared(self.counts.float()).sqrt().item()
+        """Coefficient of variation of the routed load across experts (Shazeer et al. 2017, eq. 7).
+
+        Taken before the capacity drops anything: it measures the router, which the balance loss trains.
+        """
+        return cv_squared(self.routed.float()).sqrt().item()
 
 
 def route(x, w_gate, w_noise=None, k: int = 1, capacity_factor: float | None = 1.0,
@@ -88,7 +91,7 @@ def route(x, w_gate, w_noise=None, k: int = 1, capacity_factor: float | None = 1
 def summary(r: Routing) -> str:
     """One line: what the router did with the capacity, and how even the load is."""
     T, k = r.kept.shape
-    cv = f"load CV {r.load_cv:.2f}"
+    cv = f"router load CV {r.load_cv:.2f}"
     if r.router == "SMEAR":
         return f"SMEAR: every token merges all {k} experts, nothing is dropped; soft {cv}"
     cap = "no capacity" if r.capacity is None else f"capacity {r.capacity} per expert"
