@@ -47,7 +47,8 @@ def _cells(line: str) -> list[str]:
 
 
 def _papers(section: str) -> tuple[Paper, ...]:
-    rows = [_cells(l) for l in section.splitlines() if l.startswith("| ") and not l.startswith("| title")]
+    rows = [_cells(line) for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| title")]
     return tuple(Paper(title=r[0], idea=r[2], implement=r[3], kernel=r[4], priority=r[5])
                  for r in rows if len(r) == 6)
 

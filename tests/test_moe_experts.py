@@ -100,10 +100,12 @@ def test_triton_backend_in_half_precision(dtype):
     impl = OP.impl("triton")
     if not impl.availability("cpu")[0]:
         pytest.skip(impl.availability("cpu")[1])
-    if dtype == torch.bfloat16 and registry.triton_mode() == "interpreter":
-        pytest.skip("the Triton interpreter's tl.dot multiplies bfloat16 bit patterns, not values "
-                    "(triton-lang/triton#11584); compiled Triton on a GPU is not affected")
     kwargs = inputs([7, 0, 20], D=16, H=32, dtype=dtype)
+    if dtype == torch.bfloat16 and registry.triton_mode() == "interpreter":
+        # the interpreter's tl.dot multiplies bfloat16 bit patterns (triton-lang/triton#11584): refused
+        with pytest.raises(TypeError, match=r"moe.expert_mlp \(triton backend\).*got torch.bfloat16"):
+            impl.load()(**kwargs)
+        return
     kwargs["w1"] /= 4
     kwargs["w2"] /= 6
     expected = OP.reference.load()(**{k: v.float() if v.is_floating_point() else v
@@ -111,6 +113,13 @@ def test_triton_backend_in_half_precision(dtype):
     out = impl.load()(**kwargs)
     assert out.dtype == dtype
     torch.testing.assert_close(out.float(), expected, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("backend,dtype", [("triton", torch.float64), ("cuda", torch.float16)])
+def test_a_dtype_the_grouped_gemm_does_not_offer_is_refused(backend, dtype):
+    """Checked on the host before any kernel is built or launched, so it runs without a GPU."""
+    with pytest.raises(TypeError, match=rf"moe.expert_mlp \({backend} backend\).*got {dtype}"):
+        OP.impl(backend).load()(**inputs([3, 5], D=8, H=8, dtype=dtype))
 
 
 def test_gemm_tile_matches_header():

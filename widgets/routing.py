@@ -117,9 +117,9 @@ def panel_updates(r: Routing):
     E = r.gates.shape[1]
     traces = {
         1: dict(x=r.x[:, 0].tolist(), y=r.x[:, 1].tolist(), marker=dict(
-            color=[DROPPED if l else PALETTE[e % len(PALETTE)]
-                   for e, l in zip(r.expert_index[:, 0].tolist(), lost)],
-            symbol=["x" if l else "circle" for l in lost], size=[9 if l else 6 for l in lost])),
+            color=[DROPPED if gone else PALETTE[e % len(PALETTE)]
+                   for e, gone in zip(r.expert_index[:, 0].tolist(), lost)],
+            symbol=["x" if gone else "circle" for gone in lost], size=[9 if gone else 6 for gone in lost])),
         2: dict(z=r.gates[order].t().tolist()),
         3: dict(x=position[dropped_t].tolist(), y=r.expert_index[dropped_t, dropped_j].tolist()),
         4: dict(x=list(range(E)), y=r.counts.tolist()),

@@ -14,8 +14,8 @@ and the gradients follow from dispatch being a scatter and combine a gather (Sca
 """
 import torch
 
-from course.moe.dispatch import Dispatched
-from course.moe.experts import ExpertTiles, expert_tiles
+from course.moe.dispatch import Dispatched, check_combine_args, check_dispatch_args
+from course.moe.experts import ExpertTiles, check_expert_mlp_args, expert_tiles
 
 
 def scan_chunk_histogram(hist, capacity: int | None):
@@ -72,14 +72,16 @@ class CombineFunction(torch.autograd.Function):
 
 
 def dispatch_with(prims, x, expert_index, num_experts, capacity) -> Dispatched:
-    """Run dispatch with a backend's primitives and wrap the result like the reference."""
+    """Check the arguments, run dispatch with a backend's primitives, wrap the result like the reference."""
+    check_dispatch_args(x, expert_index, num_experts, capacity)
     grouped, slot, counts = DispatchFunction.apply(x, expert_index.long().contiguous(), num_experts,
                                                    capacity, prims)
     return Dispatched(grouped, slot, counts)
 
 
 def combine_with(prims, y, slot, gates):
-    """Run combine with a backend's primitives."""
+    """Check the arguments and run combine with a backend's primitives."""
+    check_combine_args(y, slot, gates)
     return CombineFunction.apply(y, slot.long().contiguous(), gates, prims)
 
 
@@ -114,5 +116,9 @@ class ExpertMLPFunction(torch.autograd.Function):
 
 
 def expert_mlp_with(prims, x, counts, w1, w2):
-    """Run the experts' grouped MLP with a backend's primitives."""
+    """Check the arguments and run the experts' grouped MLP with a backend's primitives."""
+    check_expert_mlp_args(x, counts, w1, w2)
+    if x.dtype not in prims.DTYPES:
+        raise TypeError(f"moe.expert_mlp ({prims.BACKEND} backend): `x`, `w1` and `w2` must be one of "
+                        f"{prims.DTYPES}; got {x.dtype}. Use another backend or cast.")
     return ExpertMLPFunction.apply(x, counts, w1, w2, prims)

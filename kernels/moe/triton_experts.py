@@ -15,7 +15,8 @@ import triton
 from course import outputs
 from course.kernels.moe.host import expert_mlp_with
 from course.kernels.moe.triton_grouped_gemm import expert_mlp_bwd_kernel, expert_mlp_fwd_kernel
-from course.moe.experts import ExpertTiles, check_expert_mlp_args
+from course.moe.experts import ExpertTiles
+from course.registry import triton_mode
 
 BLOCK_M = 32  # rows per tile: an expert wastes at most BLOCK_M - 1 rows of work in its last tile
 BLOCK_N = 64
@@ -62,8 +63,11 @@ def grouped_weight_grad(a, b, offsets):
     return grad_w
 
 
+# The tiles accumulate in float32, so float64 is not offered; the interpreter's tl.dot multiplies bfloat16 bit patterns, not values
+# (triton-lang/triton#11584), so there bfloat16 is refused rather than silently wrong.
+DTYPES = (torch.float32, torch.float16) + (() if triton_mode() == "interpreter" else (torch.bfloat16,))
 PRIMITIVES = SimpleNamespace(grouped_matmul=grouped_matmul, grouped_weight_grad=grouped_weight_grad,
-                             TILE_M=BLOCK_M)
+                             TILE_M=BLOCK_M, BACKEND="triton", DTYPES=DTYPES)
 
 
 def expert_mlp(x, counts, w1, w2):
@@ -71,5 +75,4 @@ def expert_mlp(x, counts, w1, w2):
 
     x [S, D] grouped by expert, counts [E], w1 [E, D, H], w2 [E, H, D] -> [S, D].
     """
-    check_expert_mlp_args(x, counts, w1, w2)
     return expert_mlp_with(PRIMITIVES, x, counts, w1, w2)
