@@ -9,16 +9,15 @@ import time
 import pytest
 import torch
 
+from course import claims
 from course.moe import cmoe, kamoe, sparse_ot, task_routing, task_routing_claims
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: with a second intra-op thread on a shared 2-core machine they only wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def tiny_tensors_on_one_thread():
+    """The unit tests' tensors are tiny too: a second intra-op thread would only wait."""
+    with claims.one_thread():
+        yield
 
 
 # ----------------------------------------------------------------------------------------- CMoE
