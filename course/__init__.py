@@ -5,20 +5,28 @@ the kernels in `course.kernels` are checked against and that the widgets in `cou
 """
 import torch
 
+from course.exercises import solution
 from course.registry import all_ops, get, prepare_triton
 from course.show import show
 from course.testing import check
 
 __version__ = "0.1.0"
-__all__ = ["all_ops", "check", "get", "setup", "show", "__version__"]
+__all__ = ["all_ops", "check", "get", "setup", "show", "solution", "__version__"]
+
+FIGURE_WIDTH_IN = 11.0  # at 100 dpi a figure fills a notebook column of about 1100 px
 
 
 def setup(seed: int = 0) -> str:
-    """Start a notebook: fixed seeds, and Triton's interpreter where there is no GPU.
+    """Start a notebook: fixed seeds, Triton's interpreter where there is no GPU, figures that fill
+    the notebook's width.
 
     Returns one line saying where this notebook runs and how Triton kernels will run.
     """
+    import matplotlib
+
     torch.manual_seed(seed)
     triton = prepare_triton()
+    matplotlib.rcParams.update({"figure.figsize": (FIGURE_WIDTH_IN, 3.4), "figure.dpi": 100,
+                                "savefig.dpi": 100, "axes.grid": True, "grid.alpha": 0.3})
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     return f"course {__version__} on {device}, torch {torch.__version__.split('+')[0]}; Triton: {triton}"

@@ -83,8 +83,12 @@ def runnable(op: registry.Op, device: str) -> list[registry.Impl]:
     return out
 
 
-def run(op_names=None, device: str = "cpu", progress: bool = True) -> list[Record]:
-    """Time every (op, backend, case) that runs on `device`; one Record each."""
+def run(op_names=None, device: str = "cpu", progress: bool = True,
+        min_seconds: float = 0.3) -> list[Record]:
+    """Time every (op, backend, case) that runs on `device`; one Record each.
+
+    Each is called for at least `min_seconds` (and 3 times) after a warm-up; the median is kept.
+    """
     from tqdm.auto import tqdm
 
     ops = [registry.get(n) for n in op_names] if op_names else registry.all_ops()
@@ -96,7 +100,7 @@ def run(op_names=None, device: str = "cpu", progress: bool = True) -> list[Recor
         kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v
                   for k, v in op.make_inputs(case.params, torch.Generator().manual_seed(0)).items()}
         fn = impl.load()
-        ms = time_call(fn, kwargs, device)
+        ms = time_call(fn, kwargs, device, min_seconds=min_seconds)
         gbps = None
         if op.bytes_moved is not None:
             with torch.no_grad():

@@ -2,19 +2,21 @@
 
 `FAMILIES.md` (vendored from the course's paper list) groups every paper into one of twenty families.
 This module parses it, and derives each family's status from the repository itself: whether its
-notebook exists, which ops its library package registers, and which backends those ops have.
+notebook exists, whether its folder exists (`course.families`), which ops it registers and which
+backends those ops have.
 """
 import functools
-import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from course import families as folders
 from course import registry
 
 FAMILIES_MD = Path(__file__).parent / "catalog" / "FAMILIES.md"
-# library package of each family that has one (its __init__ names the family id as FAMILY)
-PACKAGES = ("course.moe",)
+PRIORITIES = {"A": "implemented, with its claim checked at toy scale",
+              "B": "implemented where it fits the notebook's budget, else a paragraph and a pointer",
+              "C": "a paragraph and a pointer"}
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,10 @@ def family(key: str) -> Family:
     raise KeyError(f"no family {key!r}; known: {', '.join(f.id for f in families())}")
 
 
-@functools.cache
-def _packages() -> dict[str, str]:
-    """family id -> short package name ('moe-routing' -> 'moe')."""
-    return {importlib.import_module(p).FAMILY: p.rsplit(".", 1)[1] for p in PACKAGES}
-
-
 def package_of(family_id: str) -> str | None:
-    return _packages().get(family_id)
+    """The family's folder under course/ ('moe-routing' -> 'moe'), None while it has none."""
+    folder = folders.by_id(family_id)
+    return folder.package if folder else None
 
 
 def ops_of(family_id: str) -> list[registry.Op]:

@@ -1,51 +1,291 @@
-"""A paper's claim, reproduced at toy scale: the statement, the numbers measured here, the verdict.
+"""A paper's claim as a record, and its result at toy scale.
 
-Each family's experiments return `Claim`s; the notebook prints them next to the paper's statement, and
-the tests assert `holds` (and the numbers, with a margin), so a wrong implementation cannot pass.
+A claim is declared once, in its paper's module (`course/<family>/papers/<paper>.py`):
+
+    CLAIM = Claim(
+        paper="Shazeer et al. 2017",
+        citation="Outrageously Large Neural Networks (arXiv:1701.06538), sec. 4 and Table 6",
+        statement="the importance and load losses cut the coefficient of variation of the load",
+        kind=REPRODUCTION,
+        experiment=balancing_experiment,           # seed -> {name: number}
+        thresholds=("cv_ratio >= 5", "idle_with == 0"),
+        summary=lambda m: f"CV of the load {m['cv_without']:.2g} -> {m['cv_with']:.2g}",
+    )
+
+The verdict on a seed is that every threshold holds. A *reproduction* is a result that could have
+come out otherwise; it is run on three seeds: the notebook runs the first, the tests the others, so
+nothing is computed twice and a lucky seed cannot carry it. A *demonstration* holds by construction
+(a count derived from sizes, an identity of the algorithm), is labelled as one, and runs on one seed,
+in the notebook. `held_on` is what
+the course reports after running every seed; the tests hold each seed's result to it, so a claim that
+does not reproduce is reported as such, never tuned away.
+
+Notebooks, `course claims`, the README's counts and the claim tests all read these records.
 """
+import html
+import importlib
+import operator
+import pkgutil
+import re
+import textwrap
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 
-import torch
+from course.train import one_thread
+
+REPRODUCTION, DEMONSTRATION = "reproduction", "demonstration"
+KINDS = (REPRODUCTION, DEMONSTRATION)
+COMPARISONS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+               "==": operator.eq}
+THRESHOLD = re.compile(r"^\s*(?P<name>\w+)\s*(?P<op>>=|<=|==|>|<)\s*(?P<bound>[-+0-9.eE]+)\s*$")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """`name op bound` over one measured number, e.g. "cv_ratio >= 5"."""
+
+    name: str
+    op: str
+    bound: float
+
+    @classmethod
+    def parse(cls, text: str) -> "Threshold":
+        found = THRESHOLD.match(text)
+        if found is None:
+            raise ValueError(f"Threshold: expected 'name op number' with op one of "
+                             f"{', '.join(COMPARISONS)}; got {text!r}.")
+        return cls(found["name"], found["op"], float(found["bound"]))
+
+    def holds(self, measured: dict) -> bool:
+        if self.name not in measured:
+            raise KeyError(f"threshold {self}: the experiment measured no {self.name!r}; it measured "
+                           f"{', '.join(sorted(measured))}")
+        return bool(COMPARISONS[self.op](measured[self.name], self.bound))
+
+    def describe(self, measured: dict) -> str:
+        return f"{self.name} = {measured[self.name]:.3g} (needs {self.op} {self.bound:g})"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.op} {self.bound:g}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's claim: who says it, what it says, how it is measured and what decides it."""
+
+    paper: str  # short citation, e.g. "Shazeer et al. 2017"
+    citation: str  # title, arXiv id, and the section, equation or table the claim is from
+    statement: str  # what the paper claims, paraphrased
+    kind: str  # REPRODUCTION or DEMONSTRATION
+    experiment: Callable[[int], dict]  # seed -> measured numbers
+    thresholds: tuple  # Threshold or "name op bound" strings; all must hold for the verdict
+    summary: Callable[[dict], str]  # measured -> one sentence with the numbers
+    seeds: tuple | None = None  # None: (0, 1, 2) for a reproduction, (0,) for a demonstration
+    held_on: tuple | None = None  # seeds on which the course reports the claim holding; None: all
+    note: str = ""  # what the toy leaves out, or why a claim does not reproduce here
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"Claim {self.paper!r}: `kind` must be one of {KINDS}; got {self.kind!r}.")
+        if self.seeds is None:
+            object.__setattr__(self, "seeds", (0, 1, 2) if self.kind == REPRODUCTION else (0,))
+        if self.kind == REPRODUCTION and len(self.seeds) < 3:
+            raise ValueError(f"Claim {self.paper!r}: a reproduction runs on at least 3 seeds; "
+                             f"got {self.seeds}.")
+        object.__setattr__(self, "thresholds", tuple(
+            t if isinstance(t, Threshold) else Threshold.parse(t) for t in self.thresholds))
+        held = self.seeds if self.held_on is None else tuple(self.held_on)
+        if not set(held) <= set(self.seeds):
+            raise ValueError(f"Claim {self.paper!r}: `held_on` must be among the seeds {self.seeds}; "
+                             f"got {held}.")
+        object.__setattr__(self, "held_on", held)
+
+    @property
+    def id(self) -> str:
+        """'<family>.<paper module>', e.g. 'moe.sparsely_gated'."""
+        parts = self.experiment.__module__.split(".")
+        return f"{parts[1]}.{parts[-1]}" if parts[0] == "course" else self.experiment.__module__
+
+    @property
+    def family(self) -> str:
+        return self.id.split(".")[0]
+
+    @property
+    def reproduced(self) -> bool:
+        """The course's verdict over every seed: the claim held on all of them."""
+        return set(self.held_on) == set(self.seeds)
+
+    @property
+    def verdict(self) -> str:
+        if self.kind == DEMONSTRATION:
+            return "demonstrated" if self.reproduced else "NOT demonstrated"
+        return "reproduced" if self.reproduced else "NOT reproduced"
+
+    def seeds_held(self) -> str:
+        return f"{len(self.held_on)} of {len(self.seeds)}"
 
 
 @dataclass
-class Claim:
-    paper: str  # short citation, e.g. "Shazeer et al. 2017"
-    statement: str  # what the paper claims, paraphrased
-    summary: str  # one sentence with the numbers measured here
-    holds: bool  # whether the toy result agrees with the statement, by the margin the tests use
-    measured: dict = field(default_factory=dict)  # name -> number
-    seconds: float = 0.0  # wall time of the experiment
+class Result:
+    """One run of a claim's experiment on one seed."""
+
+    claim: Claim
+    seed: int
+    measured: dict
+    seconds: float = 0.0
+
+    @property
+    def holds(self) -> bool:
+        return all(t.holds(self.measured) for t in self.claim.thresholds)
+
+    @property
+    def failed(self) -> list[Threshold]:
+        return [t for t in self.claim.thresholds if not t.holds(self.measured)]
+
+    def verdict_here(self) -> str:
+        return f"{'holds' if self.holds else 'does not hold'} (seed {self.seed})"
+
+    def fields(self) -> dict:
+        """The columns of a claims table: paper, statement, measured, verdict, kind, seeds."""
+        c = self.claim
+        needs = "; ".join(t.describe(self.measured) for t in c.thresholds)
+        return {"paper": c.paper, "claim": c.statement, "measured here": self.claim.summary(self.measured),
+                "thresholds": needs, "verdict": f"{self.verdict_here()}; {c.verdict}: held on "
+                                                f"{c.seeds_held()} seeds", "kind": c.kind,
+                "note": c.note}
 
     def __repr__(self) -> str:
-        verdict = "reproduced" if self.holds else "NOT reproduced"
-        return (f"{self.paper}\n  claim:    {self.statement}\n  measured: {self.summary}\n"
-                f"  verdict:  {verdict}")
+        return text_table([self])
+
+    def _repr_html_(self) -> str:
+        return html_table([self])
 
 
-class timed:
-    """Context manager measuring the seconds an experiment takes: `with timed() as t: ...; t.seconds`."""
+class Results(list):
+    """Claim results shown as one table (text in a terminal, HTML in a notebook)."""
 
-    def __enter__(self):
-        self.start = time.perf_counter()
-        return self
+    def __repr__(self) -> str:
+        return text_table(self)
 
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.start
+    def _repr_html_(self) -> str:
+        return html_table(self)
 
 
-@contextmanager
-def one_thread():
-    """Run a toy experiment on one intra-op thread, then restore the setting (also a decorator).
+def text_table(results, width: int = 100) -> str:
+    """Each result as a block of labelled lines, wrapped at word boundaries."""
+    blocks = []
+    for r in results:
+        f = r.fields()
+        lines = [f"{f['paper']}  [{f['kind']}]"]
+        for label in ("claim", "measured here", "thresholds", "verdict", "note"):
+            lines += textwrap.wrap(f[label], width=width, initial_indent=f"  {label:<14}",
+                                   subsequent_indent=" " * 16, break_on_hyphens=False)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
-    On tensors this small a second thread only adds fork/join waits, and `time.process_time()` then
-    counts the work itself.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+
+def html_table(results) -> str:
+    """The results as an HTML table: paper, claim, measured here, verdict, kind."""
+    head = "".join(f"<th style='text-align:left'>{h}</th>"
+                   for h in ("paper", "claim", "measured here", "verdict", "kind"))
+    rows = []
+    for r in results:
+        f = r.fields()
+        color = "#1a7f37" if r.holds == (r.seed in r.claim.held_on) and r.holds else "#b35900"
+        verdict = (f"<b style='color:{color}'>{html.escape(r.verdict_here())}</b><br>"
+                   f"{html.escape(r.claim.verdict)}: held on {r.claim.seeds_held()} seeds<br>"
+                   f"<small>{html.escape(f['thresholds'])}</small>")
+        note = f"<br><i>{html.escape(f['note'])}</i>" if f["note"] else ""
+        cells = [f"<b>{html.escape(f['paper'])}</b><br><small>{html.escape(r.claim.citation)}</small>",
+                 html.escape(f["claim"]), html.escape(f["measured here"]) + note, verdict,
+                 html.escape(f["kind"])]
+        rows.append("<tr>" + "".join(f"<td style='text-align:left;vertical-align:top'>{c}</td>"
+                                     for c in cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def of_family(package: str) -> list[Claim]:
+    """Every claim declared in `course/<package>/papers/*.py` (module CLAIM), by module name."""
     try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        papers = importlib.import_module(f"course.{package}.papers")
+    except ModuleNotFoundError:
+        return []
+    found = []
+    for info in sorted(pkgutil.iter_modules(papers.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{papers.__name__}.{info.name}")
+        if isinstance(getattr(module, "CLAIM", None), Claim):
+            found.append(module.CLAIM)
+    return found
+
+
+def all_claims() -> list[Claim]:
+    """The claims of every family, family by family."""
+    from course import families
+
+    return [c for f in families.discovered() for c in of_family(f.package)]
+
+
+def get(claim_id: str) -> Claim:
+    """The claim 'family.paper', e.g. 'moe.smear'."""
+    family = claim_id.split(".")[0]
+    for claim in of_family(family):
+        if claim.id == claim_id:
+            return claim
+    known = ", ".join(c.id for c in all_claims())
+    raise KeyError(f"no claim {claim_id!r}; known claims: {known}")
+
+
+_RESULTS: dict = {}  # (claim id, seed) -> Result, so a claim is never computed twice in a process
+
+
+def run(claim, seed: int | None = None) -> Result:
+    """The claim's result on `seed` (its first seed by default), computed once per process.
+
+    The experiment runs on one intra-op thread: toy tensors gain nothing from a second one.
+    """
+    claim = get(claim) if isinstance(claim, str) else claim
+    seed = claim.seeds[0] if seed is None else seed
+    key = (claim.id, seed)
+    if key not in _RESULTS:
+        start = time.perf_counter()
+        with one_thread():
+            measured = claim.experiment(seed)
+        _RESULTS[key] = Result(claim, seed, measured, time.perf_counter() - start)
+    return _RESULTS[key]
+
+
+@dataclass
+class Summary:
+    """A family's claims with the results computed in this process (first seed), as one table."""
+
+    results: Results
+    not_run: list = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return repr(self.results) + self._footer()
+
+    def _repr_html_(self) -> str:
+        return self.results._repr_html_() + f"<p>{html.escape(self._footer().strip())}</p>"
+
+    def _footer(self) -> str:
+        claims = [r.claim for r in self.results]
+        reproductions = [c for c in claims if c.kind == REPRODUCTION]
+        line = (f"\n\n{len(claims)} claims: {len(reproductions)} reproductions, "
+                f"{sum(c.reproduced for c in reproductions)} of them reproduced on every seed; "
+                f"{len(claims) - len(reproductions)} demonstrations.")
+        if self.not_run:
+            line += f" Not run here: {', '.join(self.not_run)}."
+        return line
+
+
+def summary(package: str) -> Summary:
+    """The table of a family's claims, from the results this process computed on their first seed."""
+    results, not_run = Results(), []
+    for claim in of_family(package):
+        key = (claim.id, claim.seeds[0])
+        if key in _RESULTS:
+            results.append(_RESULTS[key])
+        else:
+            not_run.append(claim.id)
+    return Summary(results, not_run)

@@ -1,4 +1,4 @@
-"""The `course` command: list, lab, check, bench, doctor."""
+"""The `course` command: list, lab, check, claims, bench, doctor, readme."""
 import argparse
 import os
 import subprocess
@@ -65,6 +65,41 @@ def cmd_check(args) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def cmd_claims(args) -> int:
+    """Run the claims of one family (or all) on every seed; print each result and a table."""
+    from tqdm.auto import tqdm
+
+    from course import claims
+
+    chosen = claims.of_family(catalog.package_of(catalog.family(args.family).id) or "") \
+        if args.family else claims.all_claims()
+    if args.family and not chosen:
+        print(f"family {args.family!r} has no claims yet", file=sys.stderr)
+        return 2
+    jobs = [(c, s) for c in chosen for s in (args.seeds or c.seeds)]
+    results = claims.Results(claims.run(c, s) for c, s in tqdm(jobs, desc="claims"))
+    print(results)
+    print(f"\n{'claim':<28}{'kind':<15}{'reported':<17}" + "".join(f"{'seed ' + str(s):<12}"
+                                                               for s in sorted({s for _, s in jobs})))
+    surprises = 0
+    for claim in chosen:
+        row = f"{claim.id:<28}{claim.kind:<15}{claim.verdict:<17}"
+        for seed in sorted({s for _, s in jobs}):
+            if (claim.id, seed) not in {(c.id, s) for c, s in jobs}:
+                row += f"{'-':<12}"
+                continue
+            result = claims.run(claim, seed)
+            surprise = result.holds != (seed in claim.held_on)
+            surprises += surprise
+            row += f"{('holds' if result.holds else 'fails') + ('!' if surprise else ''):<7}" \
+                   f"{result.seconds:>4.1f}s "
+        print(row)
+    if surprises:
+        print(f"{surprises} result(s) marked ! disagree with what the records report (held_on)",
+              file=sys.stderr)
+    return 1 if surprises else 0
+
+
 def cmd_bench(args) -> int:
     """Time every backend of the ops; print a table; write benchmarks/results/<device>.json."""
     import torch
@@ -85,6 +120,23 @@ def cmd_bench(args) -> int:
         root = args.out or course_root()
         for path in bench.write(records, root):
             print("wrote", path)
+    return 0
+
+
+def cmd_readme(args) -> int:
+    """Print README.md with its generated tables refreshed; --write stores it."""
+    from course import overview
+    from course.notebooks import course_root
+
+    root = course_root()
+    path = root / "README.md"
+    text = path.read_text(encoding="utf-8")
+    fresh = overview.render_readme(text, overview.readme_sections(root))
+    if args.write:
+        path.write_text(fresh, encoding="utf-8")
+        print(f"{'updated' if fresh != text else 'already current:'} {path}")
+    else:
+        print(fresh, end="")
     return 0
 
 
@@ -109,12 +161,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--write", action="store_true",
                    help="store the fresh outputs in the notebooks (to refresh the committed ones)")
     s.set_defaults(run=cmd_check)
+    s = sub.add_parser("claims", help="run the papers' claims on every seed and print them")
+    s.add_argument("family", nargs="?", help="a family id, number or package (e.g. moe)")
+    s.add_argument("--seeds", type=lambda text: [int(v) for v in text.split(",")],
+                   help="comma-separated seeds instead of each claim's own (e.g. 0,1,2)")
+    s.set_defaults(run=cmd_claims)
     s = sub.add_parser("bench", help="benchmark the ops' backends and write the records")
     s.add_argument("op", nargs="?", help="an op (moe.dispatch) or a family (moe)")
     s.add_argument("--device", choices=["cpu", "cuda"])
     s.add_argument("--out", type=__import__("pathlib").Path, help="folder that holds benchmarks/")
     s.add_argument("--no-write", action="store_true")
     s.set_defaults(run=cmd_bench)
+    s = sub.add_parser("readme", help="README.md with its tables generated from the checkout")
+    s.add_argument("--write", action="store_true", help="store it in README.md")
+    s.set_defaults(run=cmd_readme)
     s = sub.add_parser("doctor", help="check this machine and say how to fix what is missing")
     s.set_defaults(run=cmd_doctor)
     return p

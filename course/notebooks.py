@@ -11,6 +11,8 @@ from pathlib import Path
 
 DEFAULT_BUDGET_S = 120.0
 DEFAULT_MEMORY_MB = 1200.0
+# What JupyterLab writes into a notebook it opens; committed as is, opening a notebook changes nothing.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
 def course_root() -> Path:
@@ -65,7 +67,8 @@ def execute(path: Path, timeout_s: float | None = None, write: bool = False) -> 
     """Run a notebook top to bottom in a fresh kernel.
 
     With `write`, store the new outputs in the file (without the widget state, which holds the whole
-    plotly.js bundle, ~5 MB): how the committed outputs are refreshed.
+    plotly.js bundle, ~5 MB, and with JupyterLab's kernelspec): how the committed outputs are
+    refreshed. Progress bars are off (COURSE_PROGRESS=0), so the outputs do not depend on timing.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -77,14 +80,22 @@ def execute(path: Path, timeout_s: float | None = None, write: bool = False) -> 
                             record_timing=False, resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     error = None
+    progress = os.environ.get("COURSE_PROGRESS")
+    os.environ["COURSE_PROGRESS"] = "0"  # the kernel inherits this process's environment
     try:
         client.execute()
     except CellExecutionError as e:
         error = str(e).strip().splitlines()[-1]
     except Exception as e:  # a timeout or a dead kernel: report, keep checking the others
         error = f"{type(e).__name__}: {e}"
+    finally:
+        if progress is None:
+            os.environ.pop("COURSE_PROGRESS")
+        else:
+            os.environ["COURSE_PROGRESS"] = progress
     seconds = time.perf_counter() - start
     if write and error is None:
         nb.metadata.pop("widgets", None)
+        nb.metadata["kernelspec"] = dict(KERNELSPEC)
         nbformat.write(nb, str(path))
     return Execution(path, seconds, budget, error)

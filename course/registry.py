@@ -22,7 +22,6 @@ from typing import Callable
 
 import torch
 
-OP_MODULES = ("course.moe.ops",)
 AUTO_ORDER = ("cuda", "triton", "torch")
 
 
@@ -178,8 +177,12 @@ def register(op: Op) -> Op:
 
 
 def _load_families():
-    for module in OP_MODULES:
-        importlib.import_module(module)
+    """Import every family's ops module: `course/<family>/ops.py` registers its ops."""
+    from course import families
+
+    for family in families.discovered():
+        if family.has_ops:
+            importlib.import_module(f"course.{family.package}.ops")
 
 
 def get(name: str) -> Op:

@@ -89,6 +89,20 @@ def run(fn, kwargs: dict, grad_inputs, seed: int = 0):
     return [(n, t.detach()) for n, t in result], grads
 
 
+def where_raised(fn, error: Exception) -> str:
+    """The line of `fn`'s own code where `error` was raised (or passed through), for a learner.
+
+    In a notebook a function's file is its cell, so the line is counted from the top of the cell.
+    """
+    code = getattr(fn, "__code__", None)
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [f for f in frames if code is not None and f.filename == code.co_filename]
+    frame = (own or frames)[-1]
+    if "ipykernel" in frame.filename or frame.filename.startswith("<"):
+        return f"line {frame.lineno} of the cell that defines {getattr(fn, '__name__', 'it')}"
+    return f"at {frame.filename.split('/')[-1]}:{frame.lineno}"
+
+
 @dataclass
 class CaseResult:
     """How one implementation did on one case."""
@@ -111,9 +125,7 @@ def compare(op: registry.Op, fn, case: registry.Case, device="cpu", seed: int = 
     try:
         actual, actual_grads = run(fn, kwargs, op.grad_inputs, seed)
     except Exception as error:  # a learner's function may fail in any way; report it, keep going
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        result.problems.append(f"raised {type(error).__name__}: {error} "
-                               f"(at {where.filename.split('/')[-1]}:{where.lineno})")
+        result.problems.append(f"raised {type(error).__name__}: {error} ({where_raised(fn, error)})")
         return result
     if len(actual) != len(expected):
         result.problems.append(f"returned {len(actual)} tensors, expected {len(expected)} "
@@ -144,21 +156,36 @@ class Report(list):
         return all(r.ok for r in self)
 
     def __repr__(self) -> str:
+        failed = [r for r in self if not r.ok]
+        same_error = (len(failed) > 1 and len({tuple(r.problems) for r in failed}) == 1
+                      and failed[0].problems[0].startswith("raised "))
         lines = []
+        if same_error:  # one error raised on every failing case: say it once
+            lines += [f"FAIL {len(failed)} of {len(self)} cases: {', '.join(r.case for r in failed)}",
+                      f"       {failed[0].problems[0]}"]
         for r in self:
-            mark = "ok  " if r.ok else "FAIL"
-            lines.append(f"{mark} {r.case:<24} max error ratio {r.max_ratio:.1e}" if r.ok
-                         else f"{mark} {r.case}")
-            lines += [f"       {p}" for p in r.problems]
+            if r.ok:
+                lines.append(f"ok   {r.case:<24} max error ratio {r.max_ratio:.1e}")
+            elif not same_error:
+                lines += [f"FAIL {r.case}", *(f"       {p}" for p in r.problems)]
         passed = sum(r.ok for r in self)
         lines.append(f"{passed}/{len(self)} cases passed" + ("" if passed < len(self) else " - well done!"))
         return "\n".join(lines)
 
 
-def check(fn, op_name: str, seed: int = 0) -> Report:
+def check(fn, op_name: str, seed: int = 0, cases=None) -> Report:
     """Grade `fn` against the reference of `op_name` on its random and edge-case inputs.
 
-    Returns a Report that prints one line per case, with a readable diff where a case fails.
+    `cases` names the test cases to run (all by default). Returns a Report that prints one line per
+    case, with a readable diff where a case fails; an error raised on every case is reported once.
     """
     op = registry.get(op_name)
-    return Report(compare(op, fn, case, seed=seed) for case in op.test_cases)
+    chosen = op.test_cases
+    if cases is not None:
+        names = {c.name for c in op.test_cases}
+        unknown = [c for c in cases if c not in names]
+        if unknown:
+            raise ValueError(f"check: `cases` must name test cases of {op_name} ({', '.join(names)}); "
+                             f"got {unknown}.")
+        chosen = [c for c in op.test_cases if c.name in set(cases)]
+    return Report(compare(op, fn, case, seed=seed) for case in chosen)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from course import catalog, registry
+from course import catalog, claims, exercises, families, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "papers" / "FAMILIES.md"
@@ -50,3 +50,40 @@ def test_every_notebook_belongs_to_a_family():
         assert path.name == "00_index.ipynb" or path.name in names, f"{path.name} is not named after a family of FAMILIES.md"
     with pytest.raises(KeyError, match="no family 'nope'"):
         catalog.family("nope")
+
+
+def test_every_family_folder_is_found_and_named_in_the_course_list():
+    """A family is its folder: every package under course/, kernels/ and tests/ must be one."""
+    found = {f.package for f in families.discovered()}
+    packages = {p.parent.name for p in (ROOT / "course").glob("*/__init__.py")}
+    assert packages == found
+    ids = {f.id for f in catalog.families()}
+    for f in families.discovered():
+        assert f.id in ids, f"course/{f.package}: FAMILY = {f.id!r} is not a family of FAMILIES.md"
+        assert catalog.package_of(f.id) == f.package
+        assert (ROOT / "notebooks" / catalog.family(f.id).notebook_name).exists(), f.package
+        assert (ROOT / "tests" / f.package).is_dir(), f"tests/{f.package}/ holds the family's tests"
+    for folder in (ROOT / "kernels", ROOT / "tests"):
+        for sub in folder.iterdir():
+            if sub.is_dir() and any(sub.glob("*.py")) and sub.name not in ("cuda_emulator", "__pycache__"):
+                assert sub.name in found, f"{sub.relative_to(ROOT)} matches no family folder"
+
+
+def test_a_package_without_family_is_an_error(tmp_path, monkeypatch):
+    (tmp_path / "lonely").mkdir()
+    (tmp_path / "lonely" / "__init__.py").write_text("X = 1\n")
+    monkeypatch.setattr(families, "COURSE_DIR", tmp_path)
+    families.discovered.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="must set FAMILY"):
+            families.discovered()
+    finally:
+        families.discovered.cache_clear()
+
+
+def test_each_family_registers_ops_claims_exercises_and_a_widget():
+    for f in families.discovered():
+        assert f.has_ops and registry.all_ops(f.package), f.package
+        assert claims.of_family(f.package), f.package
+        assert len(exercises.of_family(f.package)) >= 3, f"{f.package}: at least 3 exercises"
+        assert f.widget and ":" in f.widget, f"{f.package}: WIDGET = 'module:function'"

@@ -1,69 +1,30 @@
-"""The CUDA kernels run on the CPU emulator (tests/cuda_emulator): every case of the one harness.
+"""Every CUDA backend runs on the CPU emulator (tests/cuda_emulator): every case of the one harness.
 
-Without a GPU the .cu kernels are otherwise only compiled, never run. Here the real binding and the
-kernels are built with g++ against emulator.h, `cuda_moe.extension` is pointed at that build, and the
-CUDA backend of every op in `cuda_moe` is compared with the reference exactly as tests/test_ops.py
-compares a backend: outputs and gradients, NaN-poisoned outputs, on every test case.
+Without a GPU the .cu kernels are otherwise only compiled, never run. Here each family's real
+binding and kernels are built with g++ against emulator.h, the backend module's `extension` is
+pointed at that build, and its CUDA backend of every op is compared with the reference exactly as
+tests/test_ops.py compares a backend: outputs and gradients, NaN-poisoned outputs, on every test case.
 """
 import shutil
 import subprocess
 
 import pytest
-import torch
 
 from course import registry
-from course.kernels.moe import cuda_moe
 from course.testing import compare
 from cuda_emulator import build
 
-CUDA_MOE = cuda_moe.__name__ + ":"
-OPS = [op for op in registry.all_ops() for impl in op.impls
-       if impl.kind == "cuda" and impl.target.startswith(CUDA_MOE)]
+CUDA_IMPLS = [(op, impl) for op in registry.all_ops() for impl in op.impls if impl.kind == "cuda"]
 
 
-@pytest.fixture(scope="module")
-def emulated():
-    """The extension built for the emulator (about a minute the first time, then cached)."""
-    from torch.utils.cpp_extension import is_ninja_available
-
-    if shutil.which("g++") is None or not is_ninja_available():
-        pytest.skip("g++ and ninja are needed to build the CUDA kernels for the CPU emulator")
-    return build.build()
-
-
-@pytest.fixture
-def on_emulator(monkeypatch, emulated):
-    monkeypatch.setattr(cuda_moe, "extension", lambda: emulated)
-    monkeypatch.setattr(cuda_moe, "_stream", lambda: 0)  # the emulator runs every launch in order
-
-
-def test_the_emulated_module_has_the_interface_of_the_real_one(emulated):
-    assert {"expert_histogram", "dispatch_slot", "scatter_rows", "gather_rows", "row_dot",
-            "grouped_matmul", "grouped_weight_grad"} <= set(dir(emulated))
-
-
-@pytest.mark.parametrize("op,case", [pytest.param(op, case, id=f"{op.name}-{case.name}")
-                                     for op in OPS for case in op.test_cases])
-def test_cuda_backend_matches_reference_on_the_emulator(op, case, on_emulator, harness_log):
-    result = compare(op, op.impl("cuda").load(), case, device="cpu")
+@pytest.mark.parametrize("op,impl,case", [
+    pytest.param(op, impl, case, id=f"{op.name}-{case.name}")
+    for op, impl in CUDA_IMPLS for case in op.test_cases])
+def test_cuda_backend_matches_reference_on_the_emulator(op, impl, case, emulate_cuda, harness_log):
+    emulate_cuda(impl.target.partition(":")[0])
+    result = compare(op, impl.load(), case, device="cpu")
     harness_log.append((op.name, "cuda (emulated)", case.name, result.max_ratio))
     assert result.ok, f"{op.name} / cuda (emulated) / {case.name}:\n" + "\n".join(result.problems)
-
-
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-def test_half_precision_rows_on_the_emulator(dtype, on_emulator):
-    """The __half and __nv_bfloat16 instances of the row kernels (dispatch and combine)."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(40, 24, generator=g).to(dtype)
-    expert_index = torch.randn(40, 4, generator=g).topk(2, dim=-1).indices
-    gates = torch.rand(40, 2, generator=g).to(dtype)
-    routed = cuda_moe.dispatch(x, expert_index, 4, capacity=15)
-    expected = registry.get("moe.dispatch").reference.load()(x, expert_index, 4, capacity=15)
-    assert torch.equal(routed.slot, expected.slot) and torch.equal(routed.x, expected.x)
-    out = cuda_moe.combine(routed.x, routed.slot, gates)
-    reference = registry.get("moe.combine").reference.load()
-    expected = reference(routed.x.float(), routed.slot, gates.float())
-    torch.testing.assert_close(out.float(), expected, rtol=1e-2, atol=1e-2)
 
 
 def test_emulator_selftest(tmp_path):

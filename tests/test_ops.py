@@ -69,11 +69,15 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
 @pytest.mark.parametrize("binding", sorted((ROOT / "kernels").rglob("*_binding.cpp")),
                          ids=lambda p: p.name)
 def test_cuda_binding_compiles_against_torch_headers(binding):
+    """Where the CPU emulator builds, it compiles every binding unchanged (tests/test_cuda_emulated.py);
+    only elsewhere is the binding compiled here, against the real CUDA headers."""
+    from torch.utils.cpp_extension import include_paths, is_ninja_available
+
     nvcc = shutil.which("nvcc")
     if nvcc is None or shutil.which("g++") is None:
         pytest.skip("nvcc or g++ not found: the binding cannot be checked on this machine")
-    from torch.utils.cpp_extension import include_paths
-
+    if is_ninja_available():
+        pytest.skip("compiled by the CPU emulator's build of the kernels (tests/test_cuda_emulated.py)")
     cuda_include = Path(nvcc).resolve().parents[1] / "include"
     if not (cuda_include / "cuda_runtime.h").exists():
         cuda_include = Path("/usr/local/cuda/include")
@@ -82,13 +86,6 @@ def test_cuda_binding_compiles_against_torch_headers(binding):
     done = subprocess.run(["g++", "-std=c++20", "-fsyntax-only", "-DTORCH_EXTENSION_NAME=check",
                            *[f"-I{p}" for p in includes], str(binding)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-
-
-def test_routing_block_matches_header():
-    from course.kernels.moe import cuda_moe
-
-    header = (ROOT / "kernels" / "moe" / "moe_kernels.h").read_text()
-    assert f"kRoutingBlock = {cuda_moe.ROUTING_BLOCK};" in header
 
 
 def test_auto_picks_the_reference_on_cpu_tensors():

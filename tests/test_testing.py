@@ -1,7 +1,8 @@
 """The harness itself must catch wrong implementations: each broken variant below fails `check`."""
 import torch
 
-from course import moe, outputs
+import course
+from course import exercises, moe, outputs
 from course.testing import check, error_ratio
 
 
@@ -59,12 +60,31 @@ def test_missing_gradient_is_caught():
     assert any("grad of gates" in p for r in report for p in r.problems)
 
 
-def test_a_raising_function_is_reported_not_propagated():
+def test_a_raising_function_is_reported_once_with_its_line():
     def broken(x, expert_index, num_experts, capacity=None):
         raise RuntimeError("not written yet")
 
     report = check(broken, "moe.dispatch")
-    assert not report and "not written yet" in repr(report)
+    text = repr(report)
+    assert not report and text.count("not written yet") == 1, text
+    assert f"of {len(report)} cases" in text and "test_testing.py:" in text
+
+
+def test_check_runs_the_cases_it_is_asked_for():
+    report = check(moe.dispatch_token_loop, "moe.dispatch", cases=["T=1", "no tokens"])
+    assert [r.case for r in report] == ["T=1", "no tokens"] and report
+    with __import__("pytest").raises(ValueError, match="`cases` must name test cases"):
+        check(moe.dispatch_token_loop, "moe.dispatch", cases=["T=2"])
+
+
+def test_every_exercise_solution_passes_its_check_and_is_shown_on_request():
+    for exercise in exercises.all_exercises():
+        module, _, name = exercise.solution.partition(":")
+        solution = getattr(__import__("importlib").import_module(module), name)
+        assert check(solution, exercise.op), exercise.op
+        assert f"def {name}(" in course.solution(exercise.op).text
+    with __import__("pytest").raises(KeyError, match="no exercise is graded by"):
+        course.solution("moe.no_such_op")
 
 
 def test_error_ratio_is_relative():

@@ -2,29 +2,42 @@
 
 Three panels: the tokens in their 2-D input space over the router's decision regions (dropped tokens
 marked x), the gate of every (token, expert) pair as a heatmap (dropped assignments marked), and each
-expert's load as bars with the capacity line. Three routers:
-  top-k  noisy top-k gating (Shazeer et al. 2017), then dispatch with a Switch-style capacity;
+expert's load as bars with the capacity line. Three routers, each with its own regions:
+  top-k  noisy top-k gating (Shazeer et al. 2017), then dispatch with a Switch-style capacity; a
+         point's region is its router's first choice;
   SMEAR  soft merging (Muqeeth et al. 2023): every token averages all experts by its router
-         probabilities, so nothing is dispatched or dropped, and the load is soft;
-  OT     a k-sparse, balanced optimal-transport plan (Liu et al. 2023) in place of top-k.
+         probabilities, so nothing is dispatched or dropped, the load is soft, and the regions are
+         the probabilities' blend of the experts' colours; k and the capacity do not apply;
+  OT     a k-sparse, balanced optimal-transport plan (Liu et al. 2023) in place of top-k; a point's
+         region is the top of score + the plan's potentials, the shift that balances the load.
 Controls re-route the same tokens; the balance-loss weight asks a training function given by the
 caller (the library's, not the widget's) for new router weights, once per value.
-The logic (`route`, `summary`, `panel_updates`) is plain Python, testable without a browser.
+The logic (`route`, `summary`, `panel_updates`, `region_colors`) is plain Python, testable without a
+browser.
 """
 from dataclasses import dataclass
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 import torch
-from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from course.moe import cv_squared, dispatch, expert_capacity, noisy_top_k_gating, with_bias
+from course.data import gaussian_mixture, ring_centers
+from course.moe import cv_squared, dispatch, expert_capacity, noisy_top_k_gating, prototype_gate, with_bias
+from course.widgets.view import View, control_layout, wrapping_row
 
-PALETTE = qualitative.Plotly + qualitative.Dark24
+# One colour per expert (D3's palette without its red), and red for what is dropped.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+           "#7f7f7f", "#393b79", "#637939", "#8c6d31")
 DROPPED = "#d62728"
 ROUTERS = ("top-k", "SMEAR", "OT")
 BALANCE_WEIGHTS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+REGION_TINT = 0.3  # how much of an expert's colour a region shows over white
+GRID = 80  # decision regions are drawn on a GRID x GRID grid
+
+
+def expert_color(e: int) -> str:
+    return PALETTE[e % len(PALETTE)]
 
 
 @dataclass
@@ -39,6 +52,7 @@ class Routing:
     counts: torch.Tensor        # [E] assignments kept by each expert (soft for SMEAR)
     capacity: int | None
     router: str = "top-k"
+    potentials: torch.Tensor | None = None  # [E] OT's shift of the scores
 
     @property
     def dropped(self) -> int:
@@ -76,16 +90,17 @@ def route(x, w_gate, w_noise=None, k: int = 1, capacity_factor: float | None = 1
         dense = torch.zeros(T, E).scatter(1, gating.expert_index, gating.gates)
         return Routing(x, gating.expert_index, dense, torch.ones(T, E, dtype=torch.bool), soft_load,
                        soft_load, None, router)
-    expert_index, gates = gating.expert_index, gating.gates
+    expert_index, gates, potentials = gating.expert_index, gating.gates, None
     if router == "OT":
-        from course.moe.sparse_ot import sparse_ot_route
+        from course.moe.transport import sparse_ot_route
 
-        expert_index, gates = sparse_ot_route(gating.logits, k)
+        expert_index, gates, potentials = sparse_ot_route(gating.logits, k)
     capacity = None if capacity_factor is None else expert_capacity(T, E, k, capacity_factor)
     out = dispatch(x, expert_index, E, capacity)
     dense = torch.zeros(T, E).scatter(1, expert_index, gates)
     routed = torch.bincount(expert_index.flatten(), minlength=E)
-    return Routing(x, expert_index, dense, out.slot >= 0, routed, out.counts, capacity, router)
+    return Routing(x, expert_index, dense, out.slot >= 0, routed, out.counts, capacity, router,
+                   potentials)
 
 
 def summary(r: Routing) -> str:
@@ -100,14 +115,39 @@ def summary(r: Routing) -> str:
             f"{int(r.lost_tokens.sum())} of {T} tokens reach no expert; {cv}")
 
 
-def decision_regions(w_gate, extent: float, n: int = 80):
-    """Top-1 expert of the noise-free router on an n x n grid over [-extent, extent]^2."""
+def grid_points(extent: float, n: int = GRID):
+    """The n x n grid over [-extent, extent]^2 (x fastest): axis [n], points [n n, 2]."""
     axis = torch.linspace(-extent, extent, n)
-    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1).reshape(-1, 2)
-    return axis, (with_bias(grid) @ w_gate).argmax(1).reshape(n, n)
+    return axis, torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1).reshape(-1, 2)
 
 
-def panel_updates(r: Routing):
+def region_weights(router: str, w_gate, extent: float, potentials=None, n: int = GRID):
+    """How much each expert owns each grid point: [n, n, E], rows summing to 1.
+
+    top-k: the first choice of the noise-free router (one-hot); OT: the first of score + potentials;
+    SMEAR: the router's probabilities.
+    """
+    _, points = grid_points(extent, n)
+    logits = with_bias(points) @ w_gate  # [n n, E]
+    if router == "SMEAR":
+        weights = logits.softmax(-1)
+    else:
+        shifted = logits if potentials is None else logits + potentials
+        weights = torch.nn.functional.one_hot(shifted.argmax(-1), w_gate.shape[1]).float()
+    return weights.reshape(n, n, -1)
+
+
+def rgb(color: str) -> torch.Tensor:
+    return torch.tensor([int(color[i:i + 2], 16) for i in (1, 3, 5)], dtype=torch.float32)
+
+
+def region_colors(weights) -> torch.Tensor:
+    """Each grid point's blend of its experts' colours, tinted over white. [n, n, E] -> [n, n, 3]"""
+    colors = torch.stack([rgb(expert_color(e)) for e in range(weights.shape[-1])])  # [E, 3]
+    return 255 * (1 - REGION_TINT) + REGION_TINT * weights @ colors
+
+
+def panel_updates(r: Routing, w_gate, extent: float):
     """What the figure shows for a routing: {trace index: properties}, and the capacity line."""
     order = torch.argsort(r.expert_index[:, 0], stable=True)  # tokens grouped by first choice
     position = torch.empty_like(order)
@@ -115,11 +155,14 @@ def panel_updates(r: Routing):
     lost = r.lost_tokens.tolist()
     dropped_t, dropped_j = (~r.kept).nonzero(as_tuple=True)
     E = r.gates.shape[1]
+    regions = region_colors(region_weights(r.router, w_gate, extent, r.potentials))
     traces = {
+        0: dict(z=regions.round().to(torch.uint8).tolist()),
         1: dict(x=r.x[:, 0].tolist(), y=r.x[:, 1].tolist(), marker=dict(
-            color=[DROPPED if gone else PALETTE[e % len(PALETTE)]
+            color=[DROPPED if gone else expert_color(e)
                    for e, gone in zip(r.expert_index[:, 0].tolist(), lost)],
-            symbol=["x" if gone else "circle" for gone in lost], size=[9 if gone else 6 for gone in lost])),
+            symbol=["x" if gone else "circle" for gone in lost], size=[9 if gone else 6 for gone in lost],
+            line=dict(width=0.5, color="white"))),
         2: dict(z=r.gates[order].t().tolist()),
         3: dict(x=position[dropped_t].tolist(), y=r.expert_index[dropped_t, dropped_j].tolist()),
         4: dict(x=list(range(E)), y=r.counts.tolist()),
@@ -131,38 +174,52 @@ def panel_updates(r: Routing):
     return traces, shapes
 
 
-class RoutingWidget:
+def load_axis_top(r: Routing) -> float:
+    """The top of the load axis: room for the tallest bar and for the capacity line."""
+    return 1.15 * max(float(r.routed.max()), float(r.capacity or 0), 1.0)
+
+
+class RoutingWidget(View):
     """Controls (router, k, capacity factor, gate noise, balance-loss weight) over the three panels.
 
     `train_router(w_balance) -> (w_gate, w_noise)`, when given, retrains the router for a balance-loss
     weight; each weight is trained once and remembered.
     """
 
+    gallery_control = "capacity factor"
+
     def __init__(self, x, w_gate, w_noise=None, k: int = 1, capacity_factor: float = 1.0,
                  noise_scale: float = 0.0, seed: int = 0, train_router=None):
         self.x, self.seed, self.train_router = x, seed, train_router
         self.trained = {}
         self.w_gate, self.w_noise = w_gate, w_noise
+        self.extent = float(x.abs().max()) * 1.1
         E = w_gate.shape[1]
         style = dict(continuous_update=False, style={"description_width": "initial"})
         self.router = widgets.ToggleButtons(options=ROUTERS, value="top-k", description="router",
-                                            style={"button_width": "70px"})
-        self.k = widgets.IntSlider(value=k, min=1, max=E, description="experts per token k", **style)
+                                            style={"button_width": "64px"},
+                                            layout=widgets.Layout(flex="0 0 auto"))
+        self.k = widgets.IntSlider(value=k, min=1, max=E, description="experts per token k",
+                                   layout=control_layout(), **style)
         self.capacity_factor = widgets.FloatSlider(value=capacity_factor, min=0.25, max=3.0, step=0.25,
-                                                   description="capacity factor", **style)
+                                                   description="capacity factor",
+                                                   layout=control_layout(), **style)
         self.noise = widgets.FloatSlider(value=noise_scale, min=0.0, max=3.0, step=0.25,
-                                         description="gate noise", disabled=w_noise is None, **style)
+                                         description="gate noise", disabled=w_noise is None,
+                                         layout=control_layout(), **style)
         self.balance = widgets.SelectionSlider(options=BALANCE_WEIGHTS, value=BALANCE_WEIGHTS[0],
                                                description="balance-loss weight",
-                                               disabled=train_router is None, **style)
+                                               disabled=train_router is None,
+                                               layout=control_layout(), **style)
         self.summary = widgets.HTML()
         self.figure = self._empty_figure(E)
         for control in (self.router, self.k, self.capacity_factor, self.noise):
             control.observe(self.update, names="value")
         self.balance.observe(self.retrain, names="value")
         self.widget = widgets.VBox([
-            widgets.HBox([self.router, self.k, self.capacity_factor]),
-            widgets.HBox([self.noise, self.balance]), self.summary, self.figure])
+            wrapping_row([self.router, self.k, self.capacity_factor]),
+            wrapping_row([self.noise, self.balance]), self.summary, self.figure],
+            layout=widgets.Layout(width="100%", overflow="auto"))
         if train_router is not None:
             self.retrain()
         self.update()
@@ -173,7 +230,6 @@ class RoutingWidget:
         if w not in self.trained:
             self.trained[w] = self.train_router(w)
         self.w_gate, self.w_noise = self.trained[w]
-        self.figure.data[0].z = decision_regions(self.w_gate, self.extent)[1].tolist()
         if change is not None:
             self.update()
 
@@ -182,38 +238,85 @@ class RoutingWidget:
                      self.noise.value, self.seed, self.router.value)
 
     def _empty_figure(self, E: int) -> go.FigureWidget:
-        fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.36, 0.28], subplot_titles=(
-            "tokens and decision regions", "gates (token x expert)", "expert load"))
-        self.extent = float(self.x.abs().max()) * 1.1
-        axis, regions = decision_regions(self.w_gate, self.extent)
-        scale = [[i / max(1, E - 1), PALETTE[i % len(PALETTE)]] for i in range(E)]
-        fig.add_trace(go.Heatmap(x=axis.tolist(), y=axis.tolist(), z=regions.tolist(), colorscale=scale,
-                                 opacity=0.25,
-                                 showscale=False, hoverinfo="skip", zmin=0, zmax=max(1, E - 1)), 1, 1)
+        fig = make_subplots(rows=1, cols=3, column_widths=[0.34, 0.4, 0.26], horizontal_spacing=0.07,
+                            subplot_titles=("tokens and decision regions", "gates (token x expert)",
+                                            "expert load"))
+        axis, _ = grid_points(self.extent)
+        step = float(axis[1] - axis[0])
+        fig.add_trace(go.Image(x0=float(axis[0]), dx=step, y0=float(axis[0]), dy=step,
+                               hoverinfo="skip", name="regions"), 1, 1)
         fig.add_trace(go.Scatter(mode="markers", name="tokens", showlegend=False), 1, 1)
-        fig.add_trace(go.Heatmap(colorscale="Blues", zmin=0, zmax=1, showscale=False, name="gates"), 1, 2)
+        fig.add_trace(go.Heatmap(colorscale="Blues", zmin=0, zmax=1, name="gates",
+                                 colorbar=dict(title=dict(text="gate", side="right"), len=0.9,
+                                               thickness=12, x=0.725)), 1, 2)
         fig.add_trace(go.Scatter(mode="markers", name="dropped", marker=dict(symbol="x", color=DROPPED,
                                                                             size=6)), 1, 2)
-        fig.add_trace(go.Bar(name="kept", marker_color=[PALETTE[e % len(PALETTE)] for e in range(E)],
+        fig.add_trace(go.Bar(name="kept", marker_color=[expert_color(e) for e in range(E)],
                              showlegend=False), 1, 3)
         fig.add_trace(go.Bar(name="dropped", marker_color=DROPPED, showlegend=False), 1, 3)
-        fig.update_layout(barmode="stack", height=380, margin=dict(l=30, r=10, t=40, b=30),
-                          legend=dict(orientation="h", y=-0.12))
+        fig.update_layout(barmode="stack", height=400, autosize=True,
+                          margin=dict(l=40, r=10, t=40, b=40),
+                          legend=dict(orientation="h", x=0.38, y=-0.18))
+        fig.update_xaxes(range=[-self.extent, self.extent], row=1, col=1)
+        fig.update_yaxes(range=[-self.extent, self.extent], autorange=False, scaleanchor="x",
+                         row=1, col=1)
         fig.update_xaxes(title_text="tokens, grouped by first expert", row=1, col=2)
-        fig.update_yaxes(title_text="expert", row=1, col=2)
-        fig.update_xaxes(title_text="expert", row=1, col=3)
+        fig.update_yaxes(title_text="expert", tickmode="linear", tick0=0, dtick=1, row=1, col=2)
+        fig.update_xaxes(title_text="expert", tickmode="linear", tick0=0, dtick=1, row=1, col=3)
         return go.FigureWidget(fig)
 
     def update(self, change=None):
+        smear = self.router.value == "SMEAR"
+        self.k.disabled = self.capacity_factor.disabled = smear  # SMEAR merges all, drops none
         r = self.routing()
-        traces, shapes = panel_updates(r)
+        traces, shapes = panel_updates(r, self.w_gate, self.extent)
         for index, props in traces.items():
             # one trace per batch: plotly merges a multi-trace batch into a restyle whose missing
             # entries reach plotly.js as null, which resets the other traces' markers
             with self.figure.batch_update():
                 self.figure.data[index].update(**props)
-        self.figure.layout.shapes = shapes
+        with self.figure.batch_update():
+            self.figure.layout.shapes = shapes
+            self.figure.layout.yaxis3.range = [0, load_axis_top(r)]
         self.summary.value = f"<b>{summary(r)}</b>"
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+    def snapshot(self):
+        """The three panels as a static matplotlib figure."""
+        import matplotlib.pyplot as plt
+
+        r = self.routing()
+        traces, shapes = panel_updates(r, self.w_gate, self.extent)
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), width_ratios=[0.3, 0.44, 0.26],
+                                 layout="constrained")
+        e = self.extent
+        axes[0].imshow(torch.tensor(traces[0]["z"]).numpy(), origin="lower", extent=(-e, e, -e, e))
+        marker = traces[1]["marker"]
+        for symbol in ("circle", "x"):
+            pick = [i for i, s in enumerate(marker["symbol"]) if s == symbol]
+            axes[0].scatter([traces[1]["x"][i] for i in pick], [traces[1]["y"][i] for i in pick],
+                            c=[marker["color"][i] for i in pick], s=12 if symbol == "circle" else 24,
+                            marker="o" if symbol == "circle" else "x", linewidths=0.6)
+        axes[0].set_title("tokens and decision regions")
+        image = axes[1].imshow(torch.tensor(traces[2]["z"]).numpy(), aspect="auto", cmap="Blues",
+                               vmin=0, vmax=1, interpolation="nearest", origin="lower")
+        axes[1].scatter(traces[3]["x"], traces[3]["y"], marker="x", c=DROPPED, s=10)
+        fig.colorbar(image, ax=axes[1], label="gate", fraction=0.05)
+        axes[1].set(title="gates (token x expert)", xlabel="tokens, grouped by first expert",
+                    ylabel="expert", yticks=range(len(traces[4]["x"])))
+        axes[2].bar(traces[4]["x"], traces[4]["y"], color=[expert_color(i) for i in traces[4]["x"]])
+        axes[2].bar(traces[5]["x"], traces[5]["y"], bottom=traces[4]["y"], color=DROPPED)
+        for line in shapes:
+            axes[2].axhline(line["y0"], color="black", linestyle="--", linewidth=1)
+        axes[2].set(title="expert load", xlabel="expert", xticks=traces[4]["x"],
+                    ylim=(0, load_axis_top(r)))
+        fig.supxlabel(summary(r), fontsize=9)
+        return fig
+
+
+def gallery() -> RoutingWidget:
+    """The widget on ready data, for the browser gallery: four blobs of unequal size, a prototype
+    router (no training), top-1 with a capacity factor of 1."""
+    centers = ring_centers(4)
+    tokens, _ = gaussian_mixture(256, centers, weights=[5, 2, 1, 1], seed=0)
+    return RoutingWidget(tokens, 0.5 * prototype_gate(centers), torch.zeros(3, 4), k=1,
+                         capacity_factor=1.0, noise_scale=1.0)

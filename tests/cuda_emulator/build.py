@@ -1,15 +1,17 @@
 """Build the project's CUDA kernels as a CPU extension that runs them on the emulator of emulator.h.
 
-Each .cu source that `cuda_moe.SOURCES` names is copied to a build folder as C++, rewritten where C++
-cannot parse CUDA:
+A family's CUDA backend module (e.g. `course.kernels.moe.cuda_moe`) names its sources in SOURCES,
+beside it in HERE, and loads them in `extension()`. Each .cu source is copied to a build folder as
+C++, rewritten where C++ cannot parse CUDA:
   kernel<<<grid, block, shmem, stream>>>(args);  ->  emu::launch(kernel, emu::config(grid, block,
                                                      shmem, stream), args);
   extern __shared__ T name[];                     ->  T* name = emu::dynamic_shared<T>();
   __shared__ T name[N];                           ->  kept, plus a registration that lets the emulator
                                                      poison it before every block
-Then `torch.utils.cpp_extension.load` compiles the real binding (moe_binding.cpp, unchanged) and the
+Then `torch.utils.cpp_extension.load` compiles the real binding (its *_binding.cpp, unchanged) and the
 rewritten sources with g++ as a CPU extension, the fake CUDA headers of include/ first on the include
-path and emulator.h force-included. The module it returns has the interface of `cuda_moe.extension()`.
+path and emulator.h force-included. The module it returns has the interface of the backend module's
+`extension()`.
 The build is cached by PyTorch (in its extension folder) and redone only when a source changes.
 """
 import functools
@@ -67,21 +69,25 @@ def write_if_changed(path: Path, text: str) -> Path:
 
 
 @functools.cache
-def build(kernel_dir: Path | None = None, name: str = "course_moe_emulated", verbose: bool = False):
-    """Compile (once, cached by PyTorch) and load the MoE extension running on the emulator.
+def build(module_name: str, kernel_dir: Path | None = None, name: str | None = None,
+          verbose: bool = False):
+    """Compile (once, cached by PyTorch) and load a CUDA backend's extension on the emulator.
 
-    `kernel_dir` holds the sources that `cuda_moe.SOURCES` names (default: the package's own);
-    give another folder a new `name`, so the two builds do not replace each other in the cache.
+    `module_name` is the backend module (e.g. "course.kernels.moe.cuda_moe"); `kernel_dir` holds the
+    sources its SOURCES name (default: the module's own HERE); give another folder a new `name`, so
+    the two builds do not replace each other in the cache.
     """
+    import importlib
+
     from torch.utils.cpp_extension import get_default_build_root, load
 
-    from course.kernels.moe import cuda_moe
-
-    kernel_dir = Path(kernel_dir or cuda_moe.HERE)
+    backend = importlib.import_module(module_name)
+    kernel_dir = Path(kernel_dir or backend.HERE)
+    name = name or module_name.replace(".", "_") + "_emulated"
     sources_dir = Path(get_default_build_root()) / f"{name}_sources"
     sources_dir.mkdir(parents=True, exist_ok=True)
     sources = []
-    for file_name in cuda_moe.SOURCES:
+    for file_name in backend.SOURCES:
         source = kernel_dir / file_name
         if source.suffix != ".cu":
             sources.append(source)  # the binding: compiled as it is

@@ -22,7 +22,7 @@ The gradient of an all-to-all is the all-to-all with the splits swapped, so the 
 same bytes again. Without a capacity no token is dropped, so every token meets the same experts as in
 the single-process `MoELayer` and the results agree to rounding.
 
-`course.moe.parallel_launch.run_expert_parallel` launches W CPU processes with the gloo backend and
+`course.moe.papers.deepspeed_ted.run_expert_parallel` launches W CPU processes with the gloo backend and
 compares them with the single-process layer; `expert_parallel_moe` itself uses only the tensors'
 device, so it runs as is under NCCL on GPUs.
 """

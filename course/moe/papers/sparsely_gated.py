@@ -1,4 +1,5 @@
-"""Why the sparsely-gated MoE layer needs its balancing losses: Shazeer et al. 2017, section 4.
+"""Shazeer et al. 2017, "Outrageously Large Neural Networks": why the sparsely-gated MoE layer needs
+its balancing losses (section 4, appendix A, Table 6).
 
 "The gating network tends to converge to a state where it always produces large weights for the same
 few experts. This imbalance is self-reinforcing, as the favored experts are trained more rapidly and
@@ -7,7 +8,7 @@ thus are selected even more by the gating network." The paper's remedy is two au
     L_importance = w_importance * CV(Importance(X))^2                               (eqs. 6-7)
     L_load       = w_load * CV(Load(X))^2                                           (eqs. 8-11)
 
-written in `course.moe.balance`. Here the same `MoELayer` (noisy top-k gating, eqs. 3-5; W_g and
+written in `course.moe.losses`. Here the same `MoELayer` (noisy top-k gating, eqs. 3-5; W_g and
 W_noise start at zero, as the paper prescribes) is trained twice on a mixture-of-regimes regression,
 without and with the losses, and the balance of the trained router is measured the way the paper's
 Table 6 does: the coefficient of variation of the load, here the share of the top-k choices that each
@@ -21,11 +22,13 @@ import torch
 from einops import einsum
 
 from course.checks import check_int, check_shape, check_tensor
-from course.claims import Claim, one_thread, timed
+from course.claims import REPRODUCTION, Claim
 from course.data import gaussian_mixture, ring_centers
-from course.moe.balance import balance_loss, cv_squared
+from course.metrics import relative_mse
 from course.moe.gating import with_bias
 from course.moe.layer import MoELayer
+from course.moe.losses import balance_loss, cv_squared
+from course.train import fit, one_thread
 
 OUT_FEATURES = 3  # MoELayer maps D -> D, and the tokens are (x1, x2, 1)
 
@@ -64,19 +67,18 @@ def train_moe_regression(x, y, num_experts: int, k: int, w_balance: float, steps
     check_int(where, "k", k, low=1, high=num_experts)
     if w_balance < 0:
         raise ValueError(f"{where}: `w_balance` must be >= 0; got {w_balance}.")
-    torch.manual_seed(seed)
-    layer = MoELayer(OUT_FEATURES, hidden, num_experts, k)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layer = MoELayer(OUT_FEATURES, hidden, num_experts, k)
     noise = torch.Generator().manual_seed(seed)
     tokens = with_bias(x)  # [T, 3]
-    opt = torch.optim.Adam(layer.parameters(), lr=lr)
-    for _ in range(steps):
+
+    def loss():
         out = layer(tokens, generator=noise)
-        loss = (out.y - y).pow(2).mean()
-        if w_balance > 0:
-            loss = loss + balance_loss(out.gating, w_balance, w_balance)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        task = (out.y - y).pow(2).mean()
+        return task + balance_loss(out.gating, w_balance, w_balance) if w_balance > 0 else task
+
+    fit(layer.parameters(), loss, steps, lr, seed=seed, desc="MoE regression")
     return layer.eval()
 
 
@@ -94,10 +96,9 @@ def load_cv(fractions) -> float:
 
 
 @torch.no_grad()
-def relative_mse(layer: MoELayer, x, y) -> float:
+def task_error(layer: MoELayer, x, y) -> float:
     """Task loss as a fraction of the target's variance (0 is perfect, 1 predicts the mean)."""
-    prediction = layer.eval()(with_bias(x)).y
-    return ((prediction - y).pow(2).mean() / y.var(dim=0, correction=0).mean()).item()
+    return relative_mse(layer.eval()(with_bias(x)).y, y)
 
 
 def train_router_2d(tokens, blob, num_experts: int, k: int, w_balance: float, seed: int = 0):
@@ -120,28 +121,36 @@ def train_router_2d(tokens, blob, num_experts: int, k: int, w_balance: float, se
     return layer.w_gate.detach().clone(), layer.w_noise.detach().clone()
 
 
-def balancing_claim(num_experts: int = 8, k: int = 2, num_tokens: int = 512, w_balance: float = 1.0,
-                    seed: int = 0, min_ratio: float = 5.0) -> Claim:
-    """Shazeer et al. 2017, section 4 and Table 6: the balancing losses even out the experts' load."""
-    with timed() as t, one_thread():
-        x, _, y = regime_regression(num_tokens, num_experts, seed=seed)
-        runs = {}
-        for name, w in (("without", 0.0), ("with", w_balance)):
-            layer = train_moe_regression(x, y, num_experts, k, w, seed=seed)
-            fractions = load_fractions(layer, x)
-            runs[name] = dict(cv=load_cv(fractions), mse=relative_mse(layer, x, y),
-                              idle=int((fractions < 0.01).sum()),
-                              peak=(fractions.max() * num_experts).item(),
-                              fractions=fractions.tolist())
-    ratio = runs["without"]["cv"] / max(runs["with"]["cv"], 1e-12)
+def balancing_experiment(seed: int, num_experts: int = 8, k: int = 2, num_tokens: int = 512,
+                         w_balance: float = 1.0) -> dict:
+    """The same MoE layer trained without and with the losses; the balance of each trained router."""
+    x, _, y = regime_regression(num_tokens, num_experts, seed=seed)
+    runs = {}
+    for name, w in (("without", 0.0), ("with", w_balance)):
+        layer = train_moe_regression(x, y, num_experts, k, w, seed=seed)
+        fractions = load_fractions(layer, x)
+        runs[name] = dict(cv=load_cv(fractions), mse=task_error(layer, x, y),
+                          idle=int((fractions < 0.01).sum()),
+                          peak=(fractions.max() * num_experts).item(), fractions=fractions.tolist())
     measured = {f"{key}_{name}": value for name, run in runs.items() for key, value in run.items()}
-    measured = {"cv_ratio": ratio, **measured}
-    summary = (f"{num_experts} experts, top-{k}: CV of the load {runs['without']['cv']:.2g} without the "
-               f"losses ({runs['without']['idle']} experts idle, the busiest at "
-               f"{runs['without']['peak']:.2g}x the mean) vs {runs['with']['cv']:.2g} with them "
-               f"(w = {w_balance:g}), {ratio:.2g}x lower; task loss (MSE / Var y) "
-               f"{runs['without']['mse']:.2g} vs {runs['with']['mse']:.2g}")
-    return Claim(paper="Shazeer et al. 2017, Outrageously Large Neural Networks (sec. 4, Table 6)",
-                 statement="without the importance and load losses the router favours a few experts; "
-                           "the losses cut the coefficient of variation of the load by a large factor",
-                 summary=summary, holds=ratio >= min_ratio, measured=measured, seconds=t.seconds)
+    measured["cv_ratio"] = runs["without"]["cv"] / max(runs["with"]["cv"], 1e-12)
+    measured["mse_ratio"] = runs["with"]["mse"] / runs["without"]["mse"]
+    return measured
+
+
+CLAIM = Claim(
+    paper="Shazeer et al. 2017",
+    citation="Outrageously Large Neural Networks: The Sparsely-Gated Mixture-of-Experts Layer "
+             "(arXiv:1701.06538), section 4 and Table 6",
+    statement="without the importance and load losses the router favours a few experts; the losses "
+              "cut the coefficient of variation of the load by a large factor, at little cost to "
+              "the task",
+    kind=REPRODUCTION,
+    experiment=balancing_experiment,
+    thresholds=("cv_ratio >= 5", "idle_with == 0", "mse_ratio <= 1.5"),
+    summary=lambda m: (
+        f"8 experts, top-2: CV of the load {m['cv_without']:.2g} without the losses "
+        f"({m['idle_without']} experts idle, the busiest at {m['peak_without']:.2g}x the mean) vs "
+        f"{m['cv_with']:.2g} with them, {m['cv_ratio']:.2g}x lower; task loss (MSE / Var y) "
+        f"{m['mse_without']:.2g} vs {m['mse_with']:.2g}"),
+)

@@ -1,11 +1,10 @@
-"""The toy distributed neural architecture (DNA): routing, the routed attention, the path statistics,
-and the power-law claim reported as measured."""
-import math
-
+"""The toy distributed neural architecture (DNA): routing, the routed attention, the path
+statistics (the claim itself is checked on its seeds by tests/test_claims.py)."""
 import pytest
 import torch
 
-from course.moe import dna
+from course.moe.losses import switch_balance_loss
+from course.moe.papers import dna
 
 
 def test_sequence_task_targets_and_zipf_frequencies():
@@ -26,10 +25,13 @@ def test_forward_shapes_paths_and_balance():
     assert balance.item() >= 0 and balance.requires_grad
 
 
-def test_switch_balance_is_one_when_uniform():
+def test_switch_balance_is_one_when_uniform_and_grows_with_imbalance():
     probs = torch.full((2, 6, 3), 1 / 3)
-    choice = torch.arange(3).repeat(4).view(2, 6)
-    assert dna.switch_balance(probs, choice).item() == pytest.approx(1.0)
+    choice = torch.arange(3).repeat(4).view(2, 6, 1)
+    assert switch_balance_loss(probs, choice).item() == pytest.approx(1.0)
+    collapsed = torch.tensor([0.9, 0.05, 0.05]).expand(2, 6, 3)
+    assert switch_balance_loss(collapsed, torch.zeros(2, 6, 1, dtype=torch.long)).item() == \
+        pytest.approx(3 * 0.9)
 
 
 def test_routed_attention_sees_only_tokens_routed_to_it():
@@ -72,17 +74,9 @@ def test_pool_names_are_checked():
         dna.DNA(length=4)(torch.zeros(2, 5, dtype=torch.long))
 
 
-@pytest.fixture(scope="module")
-def claim():
-    return dna.dna_claim()
-
-
-def test_claim_is_measured_and_honest(claim):
-    m = claim.measured
-    assert m["accuracy"] > 0.4 and m["final_loss"] < math.log(dna.NUM_SYMBOLS) - 1
-    expected = (m["r2_power"] >= 0.9 and m["r2_power"] > m["r2_exponential"]
-                and m["top10_coverage"] >= 0.5)
-    assert claim.holds == expected
-    assert ("NOT reproduced" in repr(claim)) != claim.holds
-    assert sum(m["counts"]) == 256 * 12 and m["distinct_paths"] == len(m["counts"])
-    assert m["cpu_seconds"] < 20  # about 2-4 s on an idle 2-core CPU; loose for loaded machines
+def test_training_learns_the_task():
+    model, training = dna.train_dna(steps=60, seed=3)
+    assert training.steps == 60
+    first, last = sum(training.losses[:5]) / 5, sum(training.losses[-5:]) / 5
+    assert last < first - 0.3, (first, last)
+    assert dna.measure_paths(model, batch=32)["accuracy"] > 1 / dna.NUM_SYMBOLS + 0.1

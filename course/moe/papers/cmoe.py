@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from course.checks import check_int, check_tensor
-from course.claims import Claim, one_thread, timed
+from course.claims import REPRODUCTION, Claim
+from course.metrics import accuracy
+from course.train import fit
 
 
 class FFN(NamedTuple):
@@ -78,14 +80,13 @@ def train_dense_mlp(x, label, hidden: int = 128, steps: int = 300, lr: float = 0
               torch.randn(hidden, C, generator=g) / hidden ** 0.5, torch.zeros(C)]
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=lr)
-    for _ in range(steps):
+
+    def loss():
         ffn = FFN(*params)
         h = hidden_activations(ffn, x)  # [T, H]
-        loss = F.cross_entropy(h @ ffn.w2 + ffn.b2, label) + activation_l1 * h.mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        return F.cross_entropy(h @ ffn.w2 + ffn.b2, label) + activation_l1 * h.mean()
+
+    fit(params, loss, steps, lr, seed=seed, desc="dense MLP")
     return FFN(*(p.detach() for p in params))
 
 
@@ -232,42 +233,16 @@ def carved_forward(ffn: FFN, carving: Carving, x, k: int):
     return (hidden_activations(ffn, x) * mask) @ ffn.w2 + ffn.b2
 
 
-def accuracy(logits, label) -> float:
-    return (logits.argmax(1) == label).float().mean().item()
+ROUTED_K = (1, 3, 5, 7)  # routed experts per token: 25%, 50%, 75% and 100% of the 8 experts active
 
 
-def cmoe_claim(seed: int = 0, hidden: int = 128, num_experts: int = 8, num_shared: int = 1,
-               ks=(1, 3, 5, 7), k_act: int = 16) -> Claim:
+def cmoe_experiment(seed: int, hidden: int = 128, num_experts: int = 8, num_shared: int = 1,
+                    k_act: int = 16) -> dict:
     """Accuracy against active parameters of a CMoE-carved classifier and of a random carving.
 
     Dense ReLU MLP on generated blobs -> activation markers on 512 calibration points -> carve ->
-    test accuracy at (N_s + k) / N active hidden neurons for each k in `ks`. The verdict reads the
-    first two: k = ks[0] (25% active by default) and ks[1] (50%).
+    test accuracy at (N_s + k) / N active hidden neurons for each k of ROUTED_K.
     """
-    with timed() as t, one_thread():
-        measured = cmoe_accuracy_curve(seed, hidden, num_experts, num_shared, ks, k_act)
-    dense, low, mid = measured["dense_accuracy"], ks[0], ks[1]
-    kept = measured[f"cmoe_k{mid}"] / dense
-    gap_low = measured[f"cmoe_k{low}"] - measured[f"random_k{low}"]
-    gap_mid = measured[f"cmoe_k{mid}"] - measured[f"random_k{mid}"]
-    holds = kept >= 0.8 and gap_low >= 0.1 and gap_mid >= 0.05
-    points = "; ".join(f"{measured[f'active_k{j}']:.0%} active: CMoE {measured[f'cmoe_k{j}']:.2f}, "
-                       f"random {measured[f'random_k{j}']:.2f}" for j in ks)
-    return Claim(
-        paper="Pei et al. 2025, CMoE",
-        statement="Carving a dense FFN into shared experts (highest activation rates) and balanced "
-                  "clusters of co-activated neurons, with a router built from representative "
-                  "neurons, keeps most of the dense accuracy at a fraction of the active "
-                  "parameters, without training, well above a random carving.",
-        summary=f"dense accuracy {dense:.2f}; {points}. At {measured[f'active_k{mid}']:.0%} active "
-                f"CMoE keeps {kept:.0%} of the dense accuracy (needs >= 80%) and beats random "
-                f"carving by {gap_mid:.2f} (needs >= 0.05); by {gap_low:.2f} at "
-                f"{measured[f'active_k{low}']:.0%} (needs >= 0.10)",
-        holds=holds, measured=measured, seconds=t.seconds)
-
-
-def cmoe_accuracy_curve(seed, hidden, num_experts, num_shared, ks, k_act) -> dict:
-    """The numbers behind `cmoe_claim`: dense accuracy; per k, active fraction and accuracies."""
     x, label = sphere_blob_classification(2048, seed=seed)
     x_test, label_test = sphere_blob_classification(2048, seed=seed + 100)
     ffn = train_dense_mlp(x, label, hidden=hidden, seed=seed)
@@ -275,8 +250,37 @@ def cmoe_accuracy_curve(seed, hidden, num_experts, num_shared, ks, k_act) -> dic
     carved = carve_experts(markers, num_experts, num_shared)
     rand = random_carving(markers, num_experts, num_shared, seed=seed)
     measured = {"dense_accuracy": accuracy(dense_forward(ffn, x_test), label_test)}
-    for k in ks:
+    for k in ROUTED_K:
         measured[f"active_k{k}"] = (num_shared + k) / num_experts
         measured[f"cmoe_k{k}"] = accuracy(carved_forward(ffn, carved, x_test, k), label_test)
         measured[f"random_k{k}"] = accuracy(carved_forward(ffn, rand, x_test, k), label_test)
+    dense = measured["dense_accuracy"]
+    measured["kept_at_half"] = measured["cmoe_k3"] / dense  # 50% of the neurons active
+    measured["gap_at_quarter"] = measured["cmoe_k1"] - measured["random_k1"]
+    measured["gap_at_half"] = measured["cmoe_k3"] - measured["random_k3"]
+    measured["all_active_gap"] = abs(measured["cmoe_k7"] - dense)  # every expert active: dense
     return measured
+
+
+def cmoe_summary(m: dict) -> str:
+    points = "; ".join(f"{m[f'active_k{j}']:.0%} active: CMoE {m[f'cmoe_k{j}']:.2f}, random "
+                       f"{m[f'random_k{j}']:.2f}" for j in ROUTED_K)
+    return (f"dense accuracy {m['dense_accuracy']:.2f}; {points}. At 50% active CMoE keeps "
+            f"{m['kept_at_half']:.0%} of the dense accuracy and beats random carving by "
+            f"{m['gap_at_half']:.2f}; by {m['gap_at_quarter']:.2f} at 25%")
+
+
+CLAIM = Claim(
+    paper="Pei et al. 2025",
+    citation="CMoE: Fast Carving of Mixture-of-Experts for Efficient LLM Inference "
+             "(arXiv:2502.04416), Methodology",
+    statement="carving a dense FFN into shared experts (highest activation rates) and balanced "
+              "clusters of co-activated neurons, with a router built from representative neurons, "
+              "keeps most of the dense accuracy at a fraction of the active parameters, without "
+              "training, well above a random carving",
+    kind=REPRODUCTION,
+    experiment=cmoe_experiment,
+    thresholds=("kept_at_half >= 0.8", "gap_at_quarter >= 0.1", "gap_at_half >= 0.05",
+                "all_active_gap <= 1e-6"),
+    summary=cmoe_summary,
+)

@@ -18,6 +18,11 @@ The toy is a regime-switching autoregressive series (a self-exciting threshold A
 follows a persistent AR rule while the recent window is calm and an oscillating rule once its mean
 absolute level crosses a threshold, so the right gate is a sum of univariate functions of the
 window, which a KAN represents directly and a linear gate cannot.
+
+The paper's point is the KAN inside the gate, so the baseline that decides the claim is the same
+gate with linear layers (GRN) at a matched parameter count; the 28-parameter softmax-linear gate is
+reported beside them. The KAN layer is the course's B-spline KAN layer until the neuron-models
+family holds the shared one.
 """
 import random
 
@@ -26,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from course.checks import check_int
-from course.claims import Claim, one_thread, timed
+from course.claims import REPRODUCTION, Claim
+from course.train import fit
 
 
 def regime_switching_series(length: int = 3000, window: int = 6, threshold: float = 0.3,
@@ -160,62 +166,81 @@ class MixtureOfLinearExperts(nn.Module):
         return (gates * self.experts(x)).sum(-1), gates
 
 
-def train_mixture(model: nn.Module, X, y, steps: int = 300, lr: float = 0.02):
+def train_mixture(model: nn.Module, X, y, steps: int = 300, lr: float = 0.02, seed: int = 0):
     """Full-batch Adam on the squared error of the next value."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(steps):
-        pred, _ = model(X)
-        loss = F.mse_loss(pred, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model.parameters(), lambda: F.mse_loss(model(X)[0], y), steps, lr, seed=seed,
+        desc="mixture")
     return model
 
 
-def kamoe_errors(seed: int = 0, num_experts: int = 4, window: int = 6, steps: int = 300) -> dict:
-    """Test MSE of the linear-, GRN- and GRKAN-gated mixtures on the regime-switching series.
+def gate_params(gate: nn.Module) -> int:
+    return sum(p.numel() for p in gate.parameters())
+
+
+def matched_grn_width(d_in: int, num_experts: int, target: int) -> int:
+    """The hidden width at which the GRN gate has the parameter count closest to `target`."""
+    return min(range(1, 65), key=lambda h: abs(
+        gate_params(GRKANGate(d_in, num_experts, d_hidden=h, kan=False)) - target))
+
+
+def make_gates(window: int, num_experts: int, seed: int) -> dict:
+    """The three gates, each initialised from its own seeded RNG (so one's size cannot move another)."""
+    def seeded(build):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build()
+
+    grkan = seeded(lambda: GRKANGate(window, num_experts, seed=seed))
+    width = matched_grn_width(window, num_experts, gate_params(grkan))
+    return {"linear": seeded(lambda: LinearGate(window, num_experts)),
+            "grn": seeded(lambda: GRKANGate(window, num_experts, d_hidden=width, kan=False,
+                                            seed=seed)),
+            "grkan": grkan}
+
+
+def kamoe_experiment(seed: int, num_experts: int = 4, window: int = 6, steps: int = 300) -> dict:
+    """Test MSE of the linear-, GRN- (matched size) and GRKAN-gated mixtures of linear AR experts.
 
     The first two thirds of the series train, the last third tests; the mixtures get the same
     experts, optimizer and steps. With two experts the GRKAN gate degenerates: the LayerNorm of a
     2-vector is always (+1, -1) up to its affine map, so the gate can only pick a side.
     """
-    check_int("kamoe.kamoe_errors", "num_experts", num_experts, low=2)
+    check_int("kamoe.kamoe_experiment", "num_experts", num_experts, low=3)
     x, regime, noise = regime_switching_series(window=window, seed=seed)
     X, y = lagged_windows(x, window)
     split = 2 * len(y) // 3
-    with torch.random.fork_rng():  # seeds nn.Linear's initialization, leaves the caller's RNG
-        torch.manual_seed(seed)
-        models = {
-            "linear": MixtureOfLinearExperts(LinearGate(window, num_experts), window, num_experts),
-            "grn": MixtureOfLinearExperts(GRKANGate(window, num_experts, kan=False, seed=seed),
-                                          window, num_experts),
-            "grkan": MixtureOfLinearExperts(GRKANGate(window, num_experts, seed=seed), window,
-                                            num_experts)}
-    measured = {"noise_floor_mse": noise ** 2, "turbulent_fraction": regime.float().mean().item()}
-    for name, model in models.items():
-        train_mixture(model, X[:split], y[:split], steps=steps)
+    m = {"noise_floor_mse": noise ** 2, "turbulent_fraction": regime.float().mean().item()}
+    for name, gate in make_gates(window, num_experts, seed).items():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = MixtureOfLinearExperts(gate, window, num_experts)
+        train_mixture(model, X[:split], y[:split], steps=steps, seed=seed)
         with torch.no_grad():
-            measured[f"{name}_mse"] = F.mse_loss(model(X[split:])[0], y[split:]).item()
-        measured[f"{name}_gate_params"] = sum(p.numel() for p in model.gate.parameters())
-    return measured
+            m[f"{name}_mse"] = F.mse_loss(model(X[split:])[0], y[split:]).item()
+        m[f"{name}_gate_params"] = gate_params(gate)
+    m["grkan_over_grn"] = m["grkan_mse"] / m["grn_mse"]
+    m["grkan_over_linear"] = m["grkan_mse"] / m["linear_mse"]
+    return m
 
 
-def kamoe_claim(seed: int = 0) -> Claim:
-    """KAMoE vs a softmax-linear gate: next-value MSE of the mixtures on a regime-switching AR."""
-    with timed() as t, one_thread():
-        measured = kamoe_errors(seed=seed)
-    ratio = measured["grkan_mse"] / measured["linear_mse"]
-    measured["grkan_over_linear"] = ratio
-    holds = ratio <= 0.9
-    return Claim(
-        paper="Inzirillo and Genet 2024, KAMoE (GRKAN gate)",
-        statement="Replacing the softmax-linear gate of a mixture of experts by a gated residual "
-                  "KAN improves the mixture's predictions on sequential data.",
-        summary=(f"threshold-AR series ({measured['turbulent_fraction']:.0%} turbulent), 4 linear "
-                 f"AR experts, one-step test MSE (standardized; noise floor "
-                 f"{measured['noise_floor_mse']:.2f}): linear gate {measured['linear_mse']:.3f}, "
-                 f"GRKAN gate {measured['grkan_mse']:.3f} ({ratio:.2f}x, needs <= 0.9x), with "
-                 f"{measured['grkan_gate_params']} vs {measured['linear_gate_params']} gate "
-                 f"parameters; the same gate with linear layers (GRN, "
-                 f"{measured['grn_gate_params']} parameters) {measured['grn_mse']:.3f}"),
-        holds=holds, measured=measured, seconds=t.seconds)
+CLAIM = Claim(
+    paper="Inzirillo and Genet 2024",
+    citation="A Gated Residual Kolmogorov-Arnold Networks for Mixtures of Experts (KAMoE, "
+             "arXiv:2409.15161), section III",
+    statement="replacing the linear layers of the mixture's gated residual gate by KAN layers "
+              "(GRKAN) improves the mixture's predictions on sequential data",
+    kind=REPRODUCTION,
+    experiment=kamoe_experiment,
+    thresholds=("grkan_over_grn <= 0.95",),
+    held_on=(0, 2),
+    note="At a matched parameter count the GRKAN gate beats the GRN gate by 5-10% on two seeds "
+         "and ties it on the third; both beat the small softmax-linear gate by 20-35%. The KAN's "
+         "gain over the same gate with linear layers is small and not consistent here.",
+    summary=lambda m: (
+        f"threshold-AR series ({m['turbulent_fraction']:.0%} turbulent), 4 linear AR experts, "
+        f"one-step test MSE (standardized; noise floor {m['noise_floor_mse']:.2f}): GRKAN gate "
+        f"{m['grkan_mse']:.3f} ({m['grkan_gate_params']} parameters) vs the same gate with linear "
+        f"layers (GRN, {m['grn_gate_params']} parameters) {m['grn_mse']:.3f}: "
+        f"{m['grkan_over_grn']:.2f}x; the softmax-linear gate ({m['linear_gate_params']} "
+        f"parameters) {m['linear_mse']:.3f}"),
+)

@@ -1,8 +1,12 @@
-"""The routing widget's logic, without a browser: routing, summary, panels and controls."""
+"""The routing widget's logic, without a browser: routing, summary, panels, regions and controls."""
+import base64
+
 import torch
 
 from course import data, moe
-from course.widgets.routing import RoutingWidget, decision_regions, panel_updates, route, summary
+from course.widgets import routing
+from course.widgets.routing import (DROPPED, PALETTE, RoutingWidget, gallery, panel_updates,
+                                    region_weights, route, summary)
 
 CENTERS = data.ring_centers(4)
 TOKENS, BLOB = data.gaussian_mixture(256, CENTERS, weights=[5, 2, 1, 1], seed=0)
@@ -49,15 +53,30 @@ def test_noise_changes_some_choices_and_is_reproducible():
 
 
 def test_decision_regions_are_nearest_prototype_regions():
-    axis, regions = decision_regions(W_GATE, extent=3.0, n=41)
-    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
+    axis, grid = routing.grid_points(3.0, 41)
+    regions = region_weights("top-k", W_GATE, 3.0, n=41).argmax(-1)
     nearest = torch.cdist(grid, CENTERS).argmin(1).reshape(41, 41)
     assert (regions == nearest).float().mean() > 0.99
 
 
+def test_each_router_draws_its_own_regions():
+    top_k = region_weights("top-k", W_GATE, 3.0)
+    smear = region_weights("SMEAR", W_GATE, 3.0)
+    assert torch.equal(top_k.sum(-1), torch.ones(80, 80)) and set(top_k.unique().tolist()) == {0.0, 1.0}
+    assert torch.allclose(smear.sum(-1), torch.ones(80, 80)) and (smear < 0.99).any()  # soft borders
+    ot = route(TOKENS, W_GATE, None, k=1, capacity_factor=1.0, router="OT")
+    shifted = region_weights("OT", W_GATE, 3.0, ot.potentials).argmax(-1)
+    # the balancing shift takes ground from the big blob's expert and gives it to the small ones
+    assert (shifted == 0).sum() < (top_k.argmax(-1) == 0).sum()
+
+
+def test_experts_and_dropped_marks_do_not_share_a_colour():
+    assert DROPPED not in PALETTE and len(set(PALETTE)) == len(PALETTE)
+
+
 def test_panels_mark_every_dropped_assignment():
     r = route(TOKENS, W_GATE, None, k=2, capacity_factor=0.75)
-    traces, shapes = panel_updates(r)
+    traces, shapes = panel_updates(r, W_GATE, 3.0)
     assert len(traces[3]["x"]) == r.dropped  # one cross per dropped assignment
     assert traces[4]["y"] == r.counts.tolist() and sum(traces[5]["y"]) == r.dropped
     assert shapes[0]["y0"] == r.capacity
@@ -73,3 +92,20 @@ def test_moving_a_control_redraws_the_figure():
     assert view.figure.data[5].y != before_bars
     view.k.value = 2
     assert len(view.figure.data[3].x) == view.routing().dropped
+
+
+def test_smear_disables_the_controls_it_ignores_and_the_load_axis_shows_the_capacity():
+    view = RoutingWidget(TOKENS, W_GATE, torch.zeros(3, 4), k=1, capacity_factor=3.0)
+    assert not view.k.disabled and view.figure.layout.yaxis3.range[1] > view.routing().capacity
+    view.router.value = "SMEAR"
+    assert view.k.disabled and view.capacity_factor.disabled and "nothing is dropped" in view.summary.value
+    view.router.value = "OT"
+    assert not view.k.disabled and not view.capacity_factor.disabled
+
+
+def test_the_committed_notebook_shows_a_snapshot_of_the_widget():
+    bundle = gallery()._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+    assert "run the cell to interact" in bundle["text/plain"]
+    assert "VBox(" not in bundle["text/plain"]

@@ -1,4 +1,6 @@
-"""Balancing losses of the sparsely-gated MoE layer, Shazeer et al. 2017, section 4 and appendix A.
+"""The balancing losses of mixture-of-experts routers, written once for every experiment.
+
+Shazeer et al. 2017, "Outrageously Large Neural Networks", section 4 and appendix A:
 
     Importance(X) = sum_x G(x)                                                      (eq. 6)
     L_importance  = w_importance * CV(Importance(X))^2                              (eq. 7)
@@ -10,6 +12,15 @@ P(x, i) is the probability, over a new draw of the noise of expert i alone, that
 among the top k: a smooth, differentiable estimate of how many tokens the expert receives.
 kth_excluding(v, k, i) is the k-th largest entry of v with entry i left out. CV is the coefficient of
 variation, standard deviation over mean, across the E experts.
+
+Fedus et al. 2021, "Switch Transformers", eqs. 4-6: the auxiliary loss of a top-1 (or top-k) router,
+
+    L_aux = E * sum_e f_e P_e                                                       (eq. 4)
+    f_e   = fraction of the assignments dispatched to expert e                     (eq. 5)
+    P_e   = mean router probability of expert e over the batch                     (eq. 6)
+
+which is 1 under a uniform routing and grows as the load concentrates. f_e is a count, so the
+gradient flows through P_e alone.
 """
 import torch
 
@@ -21,6 +32,21 @@ def cv_squared(values, eps: float = 1e-10):
     if values.numel() < 2:
         return values.new_zeros(())
     return values.var(correction=0) / (values.mean() ** 2 + eps)
+
+
+def importance_loss(gates):
+    """Eqs. 6-7 without the weight, for a dense gate or router-probability matrix. [T, E] -> []"""
+    return cv_squared(gates.sum(0))
+
+
+def switch_balance_loss(probs, expert_index):
+    """Switch Transformer eqs. 4-6: E sum_e f_e P_e (1 when balanced).
+
+    probs [..., E] router probabilities, expert_index [..., k] the experts each token was sent to.
+    """
+    E = probs.shape[-1]
+    f = torch.bincount(expert_index.flatten(), minlength=E).to(probs.dtype) / expert_index.numel()
+    return E * (f * probs.reshape(-1, E).mean(0)).sum()
 
 
 def dense_gates(gating: Gating):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from course import moe
-from course.moe import parallel, parallel_launch
+from course.moe import expert_parallel as parallel
+from course.moe.papers import deepspeed_ted
 
 W, T, D, E, K = 2, 64, 16, 4, 2
 
@@ -25,26 +26,29 @@ def expected_bytes(expert_index, world_size, num_experts, d_model):
 
 
 @pytest.fixture(scope="module")
-def uniform():
-    """The paper's zero router: the noise alone routes, uniformly over the experts."""
-    return parallel_launch.run_expert_parallel(world_size=W, T=256, D=D, E=E, k=K, seed=0, router_scale=0.0)
+def runs():
+    """Both problems in one launch of the ranks."""
+    return deepspeed_ted.run_expert_parallel_problems([
+        # a random router, so routing depends on the tokens, as after training
+        deepspeed_ted.expert_parallel_problem(T=T, D=D, E=E, k=K, seed=0),
+        # expert 3 unused, and rank 0's tokens kept on rank 0's experts
+        deepspeed_ted.expert_parallel_problem(T=T, D=D, E=E, k=K, seed=1, train=False,
+                                              unused_experts=(3,), rank0_stays_local=True)], W)
 
 
 @pytest.fixture(scope="module")
-def learned():
-    """A random router, so routing depends on the tokens, as after training."""
-    return parallel_launch.run_expert_parallel(world_size=W, T=T, D=D, E=E, k=K, seed=0)
+def learned(runs):
+    return runs[0]
 
 
 @pytest.fixture(scope="module")
-def uneven():
-    return parallel_launch.run_expert_parallel(world_size=W, T=T, D=D, E=E, k=K, seed=1, train=False,
-                                        unused_experts=(3,), rank0_stays_local=True)
+def uneven(runs):
+    return runs[1]
 
 
-@pytest.mark.parametrize("run", ["learned", "uniform"])
-def test_outputs_and_every_gradient_match_single_process(run, request):
-    result = request.getfixturevalue(run)
+def test_outputs_and_every_gradient_match_single_process(learned):
+    """Uniform routing (the paper's zero router) is the claim's run, checked by tests/test_claims.py."""
+    result = learned
     assert set(result.errors) == {"y", "grad x", "grad w_gate", "grad w_noise", "grad w1", "grad w2"}
     for name, (max_abs, rel) in result.errors.items():
         assert rel < 1e-5, f"{name}: RMS-relative {rel:.2e}"
@@ -52,16 +56,15 @@ def test_outputs_and_every_gradient_match_single_process(run, request):
     assert result.seconds < 60
 
 
-@pytest.mark.parametrize("run", ["learned", "uniform"])
-def test_bytes_sent_follow_the_routing(run, request):
-    result = request.getfixturevalue(run)
-    reference = parallel_launch.single_process_reference(W, **result.problem)
+def test_bytes_sent_follow_the_routing(learned):
+    result = learned
+    reference = deepspeed_ted.single_process_reference(W, **result.problem)
     assert result.sent == expected_bytes(reference["expert_index"], W, E, D)
     assert all(s.dispatch > 0 and s.combine > 0 for s in result.sent)
 
 
 def test_uneven_routing_unused_expert_and_a_rank_that_stays_local(uneven):
-    reference = parallel_launch.single_process_reference(W, **uneven.problem)
+    reference = deepspeed_ted.single_process_reference(W, **uneven.problem)
     routing = reference["expert_index"]
     assert not (routing == 3).any()  # expert 3 (on rank 1) receives nothing
     assert (routing[:T // W] < E // W).all()  # rank 0's tokens never leave rank 0
@@ -69,15 +72,6 @@ def test_uneven_routing_unused_expert_and_a_rank_that_stays_local(uneven):
         assert rel < 1e-5, f"{name}: RMS-relative {rel:.2e}"
     assert uneven.sent == expected_bytes(routing, W, E, D)
     assert uneven.sent[0].dispatch == 0 and uneven.sent[1].combine == 0
-
-
-def test_claim_uniform_routing_bytes(uniform, learned):
-    claim = parallel_launch.expert_parallel_claim(result=uniform)
-    assert claim.holds, claim
-    assert 0.9 < claim.measured["ratio_min"] <= claim.measured["ratio_max"] < 1.1
-    assert claim.measured["expected_bytes"] == [128 * K * D * 4 / 2] * 2
-    with pytest.raises(ValueError, match="router_scale"):
-        parallel_launch.expert_parallel_claim(result=learned)
 
 
 def test_regroup_by_expert_orders_rows_by_local_expert_then_source_rank():
@@ -100,7 +94,7 @@ def test_experts_must_divide_over_ranks():
     with pytest.raises(ValueError, match="num_experts.*world_size"):
         parallel.ExpertParallelMoE(layer, rank=0, world_size=2)
     with pytest.raises(ValueError, match="num_experts"):
-        parallel_launch.run_expert_parallel(world_size=2, E=5)
+        deepspeed_ted.run_expert_parallel(world_size=2, E=5)
 
 
 def test_rank_shard_holds_its_experts():

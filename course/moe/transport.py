@@ -28,21 +28,15 @@ author's implementation in POT (`ot.smooth`, `SparsityConstrained`).
 
 As routing (the paper's motivating application): sources are the E experts with marginal T / E each
 (balanced load), targets are the T tokens with marginal 1 each (no token dropped), the cost is minus
-the router score, and "at most k non-zeros per column" is "at most k experts per token". (The
-abstract words the constraint from the experts' side, at most k tokens per expert; that is the same
-problem with the roles of the two marginals exchanged.) The baselines:
-greedy top-k with a capacity that drops overflow (GShard / Switch, `course.moe.dispatch`) and the
-dense entropic plan of Sinkhorn's algorithm (Cuturi 2013, in the log domain).
+the router score, and "at most k non-zeros per column" is "at most k experts per token"
+(`sparse_ot_route`). The potentials alpha [E] say how the balance shifts the choice: a token's
+experts are the k largest of score + alpha, so a new token is routed without solving again.
 """
 from typing import NamedTuple
 
 import torch
 
 from course.checks import check_finite, check_int, check_tensor
-from course.claims import Claim, one_thread, timed
-from course.data import gaussian_mixture, ring_centers
-from course.moe.dispatch import dispatch, expert_capacity
-from course.moe.gating import keep_top_k, prototype_gate, with_bias
 
 
 class Transport(NamedTuple):
@@ -193,101 +187,38 @@ def balanced_marginals(num_tokens: int, num_experts: int, dtype=torch.float32):
             torch.ones(num_tokens, dtype=dtype))
 
 
-def sparse_ot_plan(scores, k: int, gamma: float = 0.05, max_iter: int = 200):
-    """The k-sparse balanced routing plan: experts are sources, tokens are targets, cost = -score.
+def balanced_routing_transport(scores, k: int, gamma: float = 0.05, max_iter: int = 200) -> Transport:
+    """The k-sparse balanced routing problem, solved by its semi-dual: experts are sources with
+    marginal T / E, tokens are targets with marginal 1, the cost is minus the score.
 
-    scores [T, E] -> plan [T, E] (token-major), each row k-sparse and summing to 1.
+    scores [T, E] -> Transport(plan [E, T], value, alpha [E], None).
     """
-    check_tensor("sparse_ot.sparse_ot_plan", "scores", scores, ndim=2, kind="float")
+    check_tensor("transport.balanced_routing_transport", "scores", scores, ndim=2, kind="float")
     T, E = scores.shape
     a, b = balanced_marginals(T, E, scores.dtype)
-    return sparsity_constrained_ot_semi_dual(-scores.t(), a, b, k, gamma, max_iter).plan.t()
+    return sparsity_constrained_ot_semi_dual(-scores.t(), a, b, k, gamma, max_iter)
 
 
-def sparse_ot_route(scores, k: int, gamma: float = 0.05):
-    """Routing from the k-sparse plan: each token's k largest plan entries, rows normalized.
+def sparse_ot_plan(scores, k: int, gamma: float = 0.05, max_iter: int = 200):
+    """The k-sparse balanced routing plan. scores [T, E] -> plan [T, E], rows k-sparse summing to 1."""
+    return balanced_routing_transport(scores, k, gamma, max_iter).plan.t()
+
+
+class OTRoute(NamedTuple):
+    """A routing read off the k-sparse balanced plan."""
+
+    expert_index: torch.Tensor  # [T, k] each token's k largest plan entries
+    gates: torch.Tensor  # [T, k] those entries, normalized per token
+    potentials: torch.Tensor  # [E] alpha: a token's experts are the top k of score + alpha
+
+
+def sparse_ot_route(scores, k: int, gamma: float = 0.05, max_iter: int = 200) -> OTRoute:
+    """Routing from the k-sparse balanced plan.
 
     A token whose plan column has fewer than k non-zeros gets gate 0 on its extra experts.
-    scores [T, E] -> expert_index [T, k], gates [T, k].
+    scores [T, E] -> OTRoute(expert_index [T, k], gates [T, k], potentials [E]).
     """
-    plan = sparse_ot_plan(scores, k, gamma)  # [T, E]
-    gates, expert_index = plan.topk(k, dim=1)  # [T, k] each
-    return expert_index, gates / gates.sum(1, keepdim=True).clamp(min=1e-12)
-
-
-def top_k_capacity_plan(logits, k: int, capacity: int):
-    """Greedy top-k routing through `course.moe.dispatch` with a capacity: dropped gates are 0.
-
-    logits [T, E] -> plan [T, E] with gate (Shazeer eq. 3) at kept assignments.
-    """
-    T, E = logits.shape
-    expert_index, gates = keep_top_k(logits, k)  # [T, k]
-    routed = dispatch(logits.new_zeros(T, 1), expert_index, E, capacity)
-    kept_gates = torch.where(routed.slot >= 0, gates, 0.0)  # [T, k]
-    return logits.new_zeros(T, E).scatter(1, expert_index, kept_gates)
-
-
-def routing_report(plan, scores, k: int) -> dict:
-    """What a routing plan costs and keeps. plan, scores [T, E] -> numbers.
-
-    load = tokens an expert must process (non-zeros of its column), against the capacity
-    ceil(T k / E) of Switch Transformer eq. 3 with capacity factor 1; mass = the plan's column sum,
-    against the balanced share T / E; a token is dropped if it keeps less than its unit of mass.
-    """
-    T, E = plan.shape
-    used = plan > 0  # [T, E] the non-zeros: an expert computes on any token it gets a share of
-    capacity = expert_capacity(T, E, k, 1.0)
-    return {
-        "routing_score": (plan * scores).sum().item(),
-        "experts_per_token": used.sum(1).float().mean().item(),
-        "max_experts_per_token": int(used.sum(1).max()),
-        "max_load_over_capacity": used.sum(0).max().item() / capacity,
-        "max_mass_over_share": plan.sum(0).max().item() / (T / E),
-        "dropped_tokens": (plan.sum(1) < 1 - 1e-3).float().mean().item(),
-    }
-
-
-def imbalanced_router_logits(num_tokens: int = 256, num_experts: int = 4, seed: int = 0):
-    """Router logits for tokens from a mixture whose blobs favour one expert each, unevenly.
-
-    Half the tokens come from the blob of expert 0, so greedy routing overloads it. -> [T, E]
-    """
-    weights = [0.5] + [0.5 / (num_experts - 1)] * (num_experts - 1)
-    centers = ring_centers(num_experts)
-    x, _ = gaussian_mixture(num_tokens, centers, weights=weights, std=0.8, seed=seed)
-    return with_bias(x) @ prototype_gate(centers) / 4  # [T, E]
-
-
-def sparse_ot_claim(seed: int = 0, num_tokens: int = 256, num_experts: int = 4, k: int = 2,
-                    gamma: float = 0.05, epsilon: float = 0.05) -> Claim:
-    """Top-k with capacity vs dense Sinkhorn vs the k-sparse OT plan, on imbalanced scores."""
-    with timed() as t, one_thread():
-        logits = imbalanced_router_logits(num_tokens, num_experts, seed)
-        scores = logits.softmax(dim=1)  # [T, E]
-        a, b = balanced_marginals(num_tokens, num_experts)
-        capacity = expert_capacity(num_tokens, num_experts, k, 1.0)
-        plans = {"top_k": top_k_capacity_plan(logits, k, capacity),
-                 "sinkhorn": sinkhorn(-scores.t(), a, b, epsilon).t(),
-                 "sparse_ot": sparse_ot_plan(scores, k, gamma)}
-        reports = {name: routing_report(p, scores, k) for name, p in plans.items()}
-    measured = {f"{name}_{key}": value for name, r in reports.items() for key, value in r.items()}
-    ot, top, sk = reports["sparse_ot"], reports["top_k"], reports["sinkhorn"]
-    holds = (ot["dropped_tokens"] == 0 and ot["max_experts_per_token"] <= k
-             and ot["max_load_over_capacity"] <= 1 and ot["max_mass_over_share"] <= 1.01
-             and top["dropped_tokens"] >= 0.05 and sk["experts_per_token"] >= num_experts - 0.5)
-
-    def line(name, r):
-        return (f"{name}: score {r['routing_score']:.0f}, "
-                f"{r['experts_per_token']:.2f} experts/token (max {r['max_experts_per_token']}), "
-                f"max load/capacity {r['max_load_over_capacity']:.2f}, "
-                f"max mass/share {r['max_mass_over_share']:.2f}, "
-                f"{r['dropped_tokens']:.0%} tokens dropped")
-
-    return Claim(
-        paper="Liu, Puigcerver, Blondel 2023, Sparsity-Constrained OT",
-        statement="Optimal transport with at most k non-zeros per token matches tokens to experts "
-                  "with balanced loads and no dropped tokens, using at most k experts per token; "
-                  "entropic OT (Sinkhorn) gives dense plans, greedy top-k drops overflow.",
-        summary=(f"T={num_tokens}, E={num_experts}, k={k}, half the tokens prefer expert 0. "
-                 + "; ".join(line(n, reports[n]) for n in ("top_k", "sinkhorn", "sparse_ot"))),
-        holds=holds, measured=measured, seconds=t.seconds)
+    solved = balanced_routing_transport(scores, k, gamma, max_iter)
+    gates, expert_index = solved.plan.t().topk(k, dim=1)  # [T, k] each
+    return OTRoute(expert_index, gates / gates.sum(1, keepdim=True).clamp(min=1e-12),
+                   solved.alpha.to(scores.dtype))

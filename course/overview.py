@@ -1,0 +1,97 @@
+"""The course's tables, generated from the registry, the claim records and FAMILIES.md.
+
+The index notebook shows them, and `course readme --write` writes them into README.md between
+`<!-- generated: NAME -->` and `<!-- end: NAME -->`; a test fails when the README is stale. Nothing
+here is typed by hand: a count, a list of ops or a file path comes from what is in the checkout.
+"""
+import importlib
+import re
+from pathlib import Path
+
+from course import catalog, claims, registry
+
+FOLDER_OF = {"course.kernels": "kernels", "course.widgets": "widgets", "course": "course"}
+PRIORITY_WORDS = {"A": "essential", "B": "good to know", "C": "reading list"}
+
+
+def source_path(module: str) -> str:
+    """Where a module's file is in the checkout: 'course.kernels.moe.cuda_moe' -> 'kernels/moe/cuda_moe.py'."""
+    for prefix, folder in FOLDER_OF.items():
+        if module == prefix or module.startswith(prefix + "."):
+            rest = module[len(prefix) + 1:].replace(".", "/")
+            return f"{folder}/{rest}.py" if rest else f"{folder}/__init__.py"
+    raise ValueError(f"source_path: {module!r} is not a module of the course")
+
+
+def impl_files(impl: registry.Impl) -> str:
+    """The file of an implementation, and for a CUDA backend the .cu sources it compiles."""
+    module = impl.target.partition(":")[0]
+    path = f"`{source_path(module)}`"
+    if impl.kind == "cuda":
+        sources = getattr(importlib.import_module(module), "SOURCES", ())
+        cu = [s for s in sources if s.endswith(".cu")]
+        if cu:
+            path += " (" + ", ".join(f"`{s}`" for s in cu) + ")"
+    return path
+
+
+def ops_table(family: str | None = None) -> str:
+    """op | reference | variants | triton | cuda, with the files on disk."""
+    rows = ["| op | what it computes | reference | variants | triton | cuda |", "|---|---|---|---|---|---|"]
+    for op in registry.all_ops(family):
+        by_kind = {kind: [i for i in op.impls[1:] if i.kind == kind] for kind in ("torch", "triton", "cuda")}
+        variants = ", ".join(f"`{i.backend}` ({impl_files(i)})" for i in by_kind["torch"]) or "-"
+        cells = [f"`{op.name}`", op.doc, impl_files(op.reference), variants,
+                 ", ".join(impl_files(i) for i in by_kind["triton"]) or "-",
+                 ", ".join(impl_files(i) for i in by_kind["cuda"]) or "-"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def claim_counts(package: str | None) -> str:
+    """'13 claims: 11 reproductions (7 reproduced on every seed), 2 demonstrations', or '-'."""
+    records = claims.of_family(package) if package else []
+    if not records:
+        return "-"
+    reproductions = [c for c in records if c.kind == claims.REPRODUCTION]
+    return (f"{len(records)} claims: {len(reproductions)} reproductions "
+            f"({sum(c.reproduced for c in reproductions)} reproduced on every seed), "
+            f"{len(records) - len(reproductions)} demonstrations")
+
+
+def families_table(notebooks_dir: Path | None, link_prefix: str = "") -> str:
+    """Every family: what it teaches, its papers by priority, its claims, its status."""
+    rows = ["| # | family | what it teaches | papers (A/B/C) | claims | status |",
+            "|---|---|---|---|---|---|"]
+    for f in catalog.families():
+        by_priority = "/".join(str(sum(p.priority == x for p in f.papers)) for x in "ABC")
+        state = catalog.status(f, notebooks_dir)
+        if state == "notebook":
+            state = f"[{f.notebook_name}]({link_prefix}{f.notebook_name})"
+        teaches = f.teaches.replace("|", "\\|")
+        rows.append(f"| {f.number} | **{f.name}** (`{f.id}`) | {teaches} | {len(f.papers)} "
+                    f"({by_priority}) | {claim_counts(catalog.package_of(f.id))} | {state} |")
+    return "\n".join(rows)
+
+
+def priorities_line() -> str:
+    return "; ".join(f"**{p}** {PRIORITY_WORDS[p]}: {text}" for p, text in catalog.PRIORITIES.items())
+
+
+def readme_sections(root: Path) -> dict[str, str]:
+    """The generated sections of README.md, by name."""
+    return {"families": families_table(root / "notebooks", link_prefix="notebooks/") + "\n\n"
+                        + priorities_line() + ".",
+            "ops": ops_table()}
+
+
+SECTION = re.compile(r"(<!-- generated: (?P<name>\w+) -->\n)(?P<body>.*?)(<!-- end: (?P=name) -->)", re.S)
+
+
+def render_readme(text: str, sections: dict[str, str]) -> str:
+    """README text with every generated section replaced by its current content."""
+    missing = set(sections) - {m["name"] for m in SECTION.finditer(text)}
+    if missing:
+        raise ValueError(f"README.md lacks the generated sections {sorted(missing)}: add "
+                         "'<!-- generated: NAME -->' and '<!-- end: NAME -->' lines")
+    return SECTION.sub(lambda m: m.group(1) + sections[m["name"]] + "\n" + m.group(4), text)

@@ -1,0 +1,36 @@
+"""KAMoE's pieces: the B-spline basis, the gates, the regime-switching series, the matched GRN."""
+import torch
+
+from course.moe.papers import kamoe
+
+
+def test_closed_form_cubic_b_splines_equal_cox_de_boor():
+    layer = kamoe.KANLayer(3, 2, grid_size=5)
+    x = torch.linspace(-2.99, 2.99, 97)
+    general = kamoe.b_spline_basis(x, layer.grid, 3)
+    assert torch.allclose(kamoe.cubic_b_spline_basis(x, layer.grid), general, atol=1e-6)
+    assert torch.allclose(general.sum(-1), torch.ones(97), atol=1e-6)  # partition of unity
+
+
+def test_gates_are_distributions_over_experts():
+    x = torch.randn(10, 6)
+    for gate in (kamoe.GRKANGate(6, 4), kamoe.GRKANGate(6, 4, kan=False), kamoe.LinearGate(6, 4)):
+        g = gate(x)
+        assert g.shape == (10, 4) and torch.allclose(g.sum(1), torch.ones(10)) and (g > 0).all()
+
+
+def test_regime_switching_series_follows_its_rule():
+    x, regime, noise = kamoe.regime_switching_series(length=400)
+    X, y = kamoe.lagged_windows(x, 6)
+    assert X.shape == (394, 6) and torch.equal(X[1], x[1:7]) and y[0] == x[6]
+    assert set(regime.tolist()) == {0, 1} and 0 < noise < 1
+
+
+def test_the_grn_baseline_is_matched_in_size_and_the_gates_are_seeded_apart():
+    gates = kamoe.make_gates(window=6, num_experts=4, seed=0)
+    grkan, grn = kamoe.gate_params(gates["grkan"]), kamoe.gate_params(gates["grn"])
+    assert abs(grn - grkan) <= 0.05 * grkan, (grn, grkan)
+    again = kamoe.make_gates(window=6, num_experts=4, seed=0)
+    for name in gates:  # each gate's initialisation depends on the seed alone
+        for a, b in zip(gates[name].parameters(), again[name].parameters()):
+            assert torch.equal(a, b), name
