@@ -186,23 +186,26 @@ def text_table(results, width: int = 100) -> str:
 
 
 def html_table(results) -> str:
-    """The results as an HTML table: paper, claim, measured here, verdict, kind."""
+    """The results as an HTML table of three columns (paper and kind; claim and measurement;
+    verdict), which stays readable in a narrow notebook."""
     head = "".join(f"<th style='text-align:left'>{h}</th>"
-                   for h in ("paper", "claim", "measured here", "verdict", "kind"))
+                   for h in ("paper", "the claim, and what was measured here", "verdict"))
     rows = []
     for r in results:
         f = r.fields()
-        color = "#1a7f37" if r.holds == (r.seed in r.claim.held_on) and r.holds else "#b35900"
-        verdict = (f"<b style='color:{color}'>{html.escape(r.verdict_here())}</b><br>"
-                   f"{html.escape(r.claim.verdict)}: held on {r.claim.seeds_held()} seeds<br>"
-                   f"<small>{html.escape(f['thresholds'])}</small>")
+        color = "#1a7f37" if r.holds and r.seed in r.claim.held_on else "#b35900"
         note = f"<br><i>{html.escape(f['note'])}</i>" if f["note"] else ""
-        cells = [f"<b>{html.escape(f['paper'])}</b><br><small>{html.escape(r.claim.citation)}</small>",
-                 html.escape(f["claim"]), html.escape(f["measured here"]) + note, verdict,
-                 html.escape(f["kind"])]
+        cells = [f"<b>{html.escape(f['paper'])}</b><br><small>{html.escape(r.claim.citation)}</small>"
+                 f"<br><small>[{html.escape(f['kind'])}]</small>",
+                 f"{html.escape(f['claim'])}<br><b>Measured:</b> {html.escape(f['measured here'])}{note}",
+                 f"<b style='color:{color}'>{html.escape(r.verdict_here())}</b><br>"
+                 f"{html.escape(r.claim.verdict)}: held on {r.claim.seeds_held()} seeds<br>"
+                 f"<small>{html.escape(f['thresholds'])}</small>"]
         rows.append("<tr>" + "".join(f"<td style='text-align:left;vertical-align:top'>{c}</td>"
                                      for c in cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    columns = "".join(f"<col style='width:{w}'>" for w in ("21%", "52%", "27%"))
+    return (f"<table style='width:100%;table-layout:fixed'><colgroup>{columns}</colgroup>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def of_family(package: str) -> list[Claim]:
@@ -280,12 +283,10 @@ class Summary:
 
 
 def summary(package: str) -> Summary:
-    """The table of a family's claims, from the results this process computed on their first seed."""
-    results, not_run = Results(), []
-    for claim in of_family(package):
-        key = (claim.id, claim.seeds[0])
-        if key in _RESULTS:
-            results.append(_RESULTS[key])
-        else:
-            not_run.append(claim.id)
-    return Summary(results, not_run)
+    """The table of a family's claims, from the results this process computed on their first seed,
+    in the order they were computed (a notebook's order)."""
+    family = of_family(package)
+    first_seed = {(c.id, c.seeds[0]) for c in family}
+    results = Results(r for key, r in _RESULTS.items() if key in first_seed)
+    done = {r.claim.id for r in results}
+    return Summary(results, [c.id for c in family if c.id not in done])

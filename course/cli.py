@@ -29,7 +29,11 @@ def cmd_list(args) -> int:
 
 
 def cmd_lab(args) -> int:
-    """Open JupyterLab at the course index."""
+    """Open JupyterLab at the course index.
+
+    The process becomes jupyter (exec), so a signal sent to `course lab` reaches the server itself
+    and no orphaned server is left behind.
+    """
     from course.notebooks import course_root
 
     root = course_root()
@@ -38,8 +42,11 @@ def cmd_lab(args) -> int:
     command = [sys.executable, "-m", "jupyter", "lab", "notebooks/00_index.ipynb", *args.lab_args]
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in command:
         command.append("--allow-root")  # containers and CI machines run as root
-    print("starting:", " ".join(command), f"(in {root})")
-    return subprocess.call(command, cwd=root, env=env)
+    print("starting:", " ".join(command), f"(in {root})", flush=True)
+    if not hasattr(os, "execvpe"):
+        return subprocess.call(command, cwd=root, env=env)
+    os.chdir(root)
+    os.execvpe(command[0], command, env)
 
 
 def cmd_check(args) -> int:

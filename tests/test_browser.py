@@ -1,14 +1,22 @@
-"""A real JupyterLab in headless Chromium: run the MoE notebook, then move a widget control.
+"""A real JupyterLab in headless Chromium, on copies of the notebooks in a temporary folder.
 
-Starts JupyterLab on localhost with `course lab` (which opens the index notebook), opens notebooks/01_moe_routing.ipynb in Debian's chromium (driven by
-Playwright with an explicit executable: browser downloads fail on these machines), runs all cells,
-asserts that no cell failed, that the routing widget rendered, and that moving its capacity slider
-changes what it shows. Screenshots go to tests/artifacts/. Without chromium the test is skipped, unless
-COURSE_REQUIRE_BROWSER=1 (as in CI), where it fails.
+- Every committed notebook is opened and its committed outputs must render: figures and tables shown,
+  no error box, no widget shown as raw text (a widget's committed output is its snapshot).
+  Saving the opened copy must leave it byte-identical: opening a notebook is not a change.
+- A gallery notebook, generated from every family's WIDGET, builds each widget on ready data; for
+  each, one control is moved and its summary must change. Each widget is also laid out at 1000 px
+  with the file browser open: its controls keep their width, its figure fits.
+- Screenshots (one per widget per width, and of each notebook) go to tests/artifacts/, not to git.
+
+JupyterLab is started with `course lab`, as a learner does, in its own process group, which the test
+ends whole. It waits on conditions with generous timeouts and retries a page load once, so a slow
+machine passes. Without chromium the test is skipped, unless COURSE_REQUIRE_BROWSER=1 (as in CI).
 """
+import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +24,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from course import catalog, families
+from course.notebooks import KERNELSPEC
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +37,9 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-NOTEBOOK = "01_moe_routing.ipynb"  # `course lab` serves the notebooks folder
+WIDE, NARROW = 1500, 1000
+TIMEOUT_MS = 120_000
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def require_browser():
@@ -48,23 +63,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def gallery_notebook() -> nbformat.NotebookNode:
+    """One cell per family widget, built on ready data by the function its WIDGET names."""
+    cells = [new_markdown_cell("# Widget gallery"),
+             new_code_cell("import course\nprint(course.setup())")]
+    for f in families.discovered():
+        module, _, function = f.widget.partition(":")
+        cells += [new_markdown_cell(f"## {f.id}"),
+                  new_code_cell(f"from {module} import {function}\n{function}()")]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    return nb
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server on localhost with throw-away settings; yields (base url, token)."""
+    """JupyterLab over a copy of the notebooks (and the gallery); yields (base url, token, copy)."""
     require_browser()
     tmp = tmp_path_factory.mktemp("lab")
+    home = tmp / "checkout"
+    shutil.copytree(ROOT / "notebooks", home / "notebooks",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    nbformat.write(gallery_notebook(), home / "notebooks" / "gallery.ipynb")
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "TRITON_INTERPRET": "1", "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
+    env = {**os.environ, "TRITON_INTERPRET": "1", "COURSE_HOME": str(home),
+           "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"), "JUPYTER_RUNTIME_DIR": str(tmp / "rt")}
     command = [sys.executable, "-m", "course.cli", "lab", "--no-browser", "--ip=127.0.0.1",
                f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
                "--LabApp.expose_app_in_browser=True"]  # `course lab`, as a learner runs it
     log = open(tmp / "lab.log", "w")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home,
+                              start_new_session=True)  # its own process group, ended whole below
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
+        deadline = time.time() + 120
         while True:
             try:
                 urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
@@ -73,94 +106,172 @@ def lab(tmp_path_factory):
                 if time.time() > deadline or server.poll() is not None:
                     raise RuntimeError("JupyterLab did not start:\n" + (tmp / "lab.log").read_text()[-3000:])
                 time.sleep(0.5)
-        yield base, token
+        yield base, token, home
     finally:
-        server.terminate()
         try:
-            server.wait(timeout=20)
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        except ProcessLookupError:
+            pass
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
         log.close()
+    assert subprocess.run(["pgrep", "-g", str(server.pid)], capture_output=True).returncode == 1, \
+        "a process of the JupyterLab server is still running"
 
 
-ERRORS_JS = """() => {
-  const cells = window.jupyterapp.shell.currentWidget.content.model.cells;
-  const errors = [];
-  for (let i = 0; i < cells.length; i++) {
-    const cell = cells.get(i);
-    if (cell.type !== 'code') continue;
-    for (const out of cell.outputs.toJSON())
-      if (out.output_type === 'error') errors.push(`cell ${i}: ${out.ename}: ${out.evalue}`);
-  }
-  return errors;
-}"""
-UNRUN_JS = """() => {
-  const cells = window.jupyterapp.shell.currentWidget.content.model.cells;
-  let unrun = 0;
-  for (let i = 0; i < cells.length; i++)
-    if (cells.get(i).type === 'code' && !cells.get(i).executionCount) unrun++;
-  return unrun;
-}"""
-BARS_JS = """() => {
-  const plot = [...document.querySelectorAll('.js-plotly-plot')].pop();
-  return plot && plot.data ? JSON.stringify(plot.data.map(t => t.y || null).slice(4)) : null;
-}"""
-
-
-def test_moe_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, tmp_path):
+@pytest.fixture(scope="module")
+def page(lab, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
-    base, token = lab
     ARTIFACTS.mkdir(exist_ok=True)
-    profile = tmp_path / "chromium-profile"  # a fresh profile each run
+    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh profile each run
     with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
-            user_data_dir=str(profile), executable_path=CHROMIUM,
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1500, "height": 1000})
+            user_data_dir=str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": WIDE, "height": 1000})
+        page = browser.new_page()
+        page.console = []
+        page.on("console", lambda m: page.console.append(f"{m.type}: {m.text}"))
         try:
-            page = browser.new_page()
-            console = []
-            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-            page.goto(f"{base}/lab/tree/00_index.ipynb?token={token}")  # where `course lab` opens
-            page.locator("h2", has_text="The map of the course").first.wait_for(timeout=90_000)
-            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
-            page.get_by_text("| Idle").first.wait_for(timeout=90_000)  # kernel ready: Run All now
-            news = page.get_by_role("button", name="No")  # JupyterLab's "get notified?" toast
-            if news.count():
-                news.first.click()
-            page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
-            assert page.evaluate(UNRUN_JS) > 0
-            # resolves when the last cell has run
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_function(f"({UNRUN_JS})() === 0", timeout=240_000)
-            assert page.evaluate(ERRORS_JS) == []
-
-            summary = page.locator(".widget-html", has_text="assignments dropped").first
-            summary.scroll_into_view_if_needed()
-            plots = page.locator(".js-plotly-plot .main-svg")
-            plots.first.wait_for(timeout=30_000)
-            assert plots.count() > 0, "the routing widget's plotly figure did not render"
-            widget = page.locator(".widget-vbox", has=summary).first
-            widget.screenshot(path=str(ARTIFACTS / "routing_widget_before.png"))
-            before, bars_before = summary.inner_text(), page.evaluate(BARS_JS)
-
-            slider = page.locator(".widget-slider", has_text="capacity factor").first
-            handle = slider.locator(".noUi-handle")
-            handle.focus()
-            for _ in range(4):
-                handle.press("ArrowRight")
-            page.wait_for_function(  # four steps of 0.25 take the capacity factor from 1 to 2
-                "() => [...document.querySelectorAll('.widget-html')].some("
-                "e => e.innerText.includes('capacity 128 per expert'))", timeout=30_000)
-            after, bars_after = summary.inner_text(), page.evaluate(BARS_JS)
-            widget.screenshot(path=str(ARTIFACTS / "routing_widget_after.png"))
-            page.screenshot(path=str(ARTIFACTS / "jupyterlab_moe_routing.png"))
-        except Exception:
-            page.screenshot(path=str(ARTIFACTS / "jupyterlab_failure.png"))
-            (ARTIFACTS / "console.log").write_text("\n".join(console))
-            raise
+            yield page
         finally:
+            (ARTIFACTS / "console.log").write_text("\n".join(page.console))
             browser.close()
-    assert before != after, "moving the capacity slider did not change the summary"
-    assert bars_before != bars_after, "moving the capacity slider did not change the load bars"
-    assert "capacity 64 per expert" in before and "capacity 128 per expert" in after
+
+
+def open_notebook(page, lab, name: str):
+    """Open notebooks/<name> in the lab (retrying the load once) and wait until it has rendered."""
+    base, token, _ = lab
+    for attempt in (1, 2):
+        try:
+            page.goto(f"{base}/lab/tree/{name}?token={token}", timeout=TIMEOUT_MS)  # `course lab` serves notebooks/
+            page.wait_for_function(f"""() => {{  // rendered, and its own kernel ready for Run All
+                const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                const kernel = w && w.sessionContext && w.sessionContext.session
+                               && w.sessionContext.session.kernel;
+                return w && w.context && w.context.path.endsWith({json.dumps(name)})
+                       && w.content && w.content.widgets.length > 0
+                       && kernel && kernel.status === "idle"; }}""", timeout=TIMEOUT_MS)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+    news = page.get_by_role("button", name="No")  # JupyterLab's "get notified?" toast
+    if news.count():
+        news.first.click()
+
+
+def lab_command(page, command: str, args: dict | None = None):
+    page.evaluate(f"window.jupyterapp.commands.execute({json.dumps(command)}, {json.dumps(args or {})})")
+
+
+ERROR_TEXTS = ("Error displaying widget", "Click to show javascript error", "No renderer could be found",
+               "VBox(children", "FigureWidget(", "Traceback")
+
+
+def show_at(page, width: int):
+    """The window at `width` px, with the file browser open, as learners have it."""
+    page.set_viewport_size({"width": width, "height": 1000})
+    lab_command(page, "filebrowser:activate")
+    time.sleep(1.0)  # plotly and the flex rows reflow after a resize
+
+
+def shoot_outputs(page, stem: str):
+    """The window scrolled to the first figure, and to the last table, the notebook shows."""
+    for what, selector in (("figure", ".jp-RenderedImage img"), ("table", ".jp-OutputArea-output table")):
+        found = page.locator(f".jp-NotebookPanel:visible {selector}")
+        if found.count():
+            target = found.first if what == "figure" else found.last
+            target.evaluate("e => e.scrollIntoView({block: 'start'})")
+            time.sleep(0.5)
+            page.screenshot(path=str(ARTIFACTS / f"{stem}_{what}.png"))
+
+
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_outputs_render_and_opening_is_no_change(lab, page, name, width):
+    _, _, home = lab
+    open_notebook(page, lab, name)
+    show_at(page, width)
+    panel = page.locator(".jp-NotebookPanel:visible").first
+    outputs = panel.locator(".jp-OutputArea-output")
+    outputs.first.wait_for(timeout=TIMEOUT_MS)
+    text = panel.inner_text()
+    found = [t for t in ERROR_TEXTS if t in text]
+    assert not found, f"{name} shows {found}"
+    assert panel.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+    committed = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    figures = sum(1 for c in committed.cells if c.cell_type == "code" for o in c.outputs
+                  if "image/png" in o.get("data", {}))
+    rendered = panel.locator(".jp-RenderedImage img")
+    page.wait_for_function(f"() => document.querySelectorAll('.jp-RenderedImage img').length >= {figures}",
+                           timeout=TIMEOUT_MS)
+    assert rendered.count() >= figures, f"{name}: {rendered.count()} of {figures} figures rendered"
+    shoot_outputs(page, f"{Path(name).stem}_{width}px")
+    before = (home / "notebooks" / name).read_bytes()
+    lab_command(page, "docmanager:save")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty",
+                           timeout=TIMEOUT_MS)
+    time.sleep(1.0)  # the save request returns before the file's last write is visible
+    assert (home / "notebooks" / name).read_bytes() == before, \
+        f"JupyterLab rewrote {name} on save: commit it as JupyterLab writes it"
+
+
+WIDGET_BOXES_JS = """() => [...document.querySelectorAll('.jp-OutputArea-output .widget-vbox')]
+    .filter(b => b.parentElement.closest('.widget-vbox') === null)"""
+
+
+def gallery_view(family):
+    """The family's gallery widget, built here to read which control the gallery moves."""
+    import importlib
+
+    module, _, function = family.widget.partition(":")
+    return getattr(importlib.import_module(module), function)()
+
+
+def move_control(page, box, description: str):
+    slider = box.locator(".widget-slider", has_text=description).first
+    slider.scroll_into_view_if_needed()
+    handle = slider.locator(".noUi-handle")
+    handle.focus()
+    handle.press("ArrowRight")
+
+
+def test_gallery_widgets_respond_and_lay_out_at_1000_px(lab, page):
+    open_notebook(page, lab, "gallery.ipynb")
+    show_at(page, WIDE)
+    lab_command(page, "notebook:run-all-cells")
+    widgets = [f for f in families.discovered() if f.widget]
+    page.wait_for_function(f"() => ({WIDGET_BOXES_JS})().length >= {len(widgets)}", timeout=TIMEOUT_MS)
+    boxes = page.locator(".jp-OutputArea-output > .widget-vbox")
+    assert boxes.count() == len(widgets)
+    for i, family in enumerate(widgets):
+        box = boxes.nth(i)
+        box.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        summary = box.locator(".widget-html").first
+        before = summary.inner_text()
+        box.screenshot(path=str(ARTIFACTS / f"widget_{family.package}_{WIDE}px.png"))
+        move_control(page, box, gallery_view(family).gallery_control)
+        page.wait_for_function("([i, before]) => document.querySelectorAll("
+                               "'.jp-OutputArea-output > .widget-vbox')[i]"
+                               ".querySelector('.widget-html').innerText !== before",
+                               arg=[i, before], timeout=TIMEOUT_MS)
+        box.screenshot(path=str(ARTIFACTS / f"widget_{family.package}_{WIDE}px_moved.png"))
+
+    show_at(page, NARROW)
+    page.locator(".jp-FileBrowser").first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    for i, family in enumerate(widgets):
+        box = boxes.nth(i)
+        box.scroll_into_view_if_needed()
+        box.screenshot(path=str(ARTIFACTS / f"widget_{family.package}_{NARROW}px.png"))
+        area = box.bounding_box()
+        for slider in box.locator(".widget-slider").all():
+            width = slider.bounding_box()["width"]
+            assert width >= 250, f"{family.package}: a slider shrank to {width:.0f} px at {NARROW} px"
+        buttons = box.locator(".widget-toggle-button").all()
+        assert len({round(b.bounding_box()["y"]) for b in buttons}) <= 1, \
+            f"{family.package}: the toggle buttons stack at {NARROW} px"
+        plot = box.locator(".js-plotly-plot .main-svg").first.bounding_box()
+        assert plot["x"] + plot["width"] <= area["x"] + area["width"] + 2, \
+            f"{family.package}: the figure is cut off at {NARROW} px"

@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 
 from course.data import gaussian_mixture, ring_centers
 from course.moe import cv_squared, dispatch, expert_capacity, noisy_top_k_gating, prototype_gate, with_bias
-from course.widgets.view import View, control_layout, wrapping_row
+from course.widgets.view import FitPlotsToWidth, View, control_layout, wrapping_row
 
 # One colour per expert (D3's palette without its red), and red for what is dropped.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -197,7 +197,7 @@ class RoutingWidget(View):
         E = w_gate.shape[1]
         style = dict(continuous_update=False, style={"description_width": "initial"})
         self.router = widgets.ToggleButtons(options=ROUTERS, value="top-k", description="router",
-                                            style={"button_width": "64px"},
+                                            style={"button_width": "74px"},
                                             layout=widgets.Layout(flex="0 0 auto"))
         self.k = widgets.IntSlider(value=k, min=1, max=E, description="experts per token k",
                                    layout=control_layout(), **style)
@@ -218,7 +218,7 @@ class RoutingWidget(View):
         self.balance.observe(self.retrain, names="value")
         self.widget = widgets.VBox([
             wrapping_row([self.router, self.k, self.capacity_factor]),
-            wrapping_row([self.noise, self.balance]), self.summary, self.figure],
+            wrapping_row([self.noise, self.balance]), self.summary, self.figure, FitPlotsToWidth()],
             layout=widgets.Layout(width="100%", overflow="auto"))
         if train_router is not None:
             self.retrain()
@@ -238,7 +238,7 @@ class RoutingWidget(View):
                      self.noise.value, self.seed, self.router.value)
 
     def _empty_figure(self, E: int) -> go.FigureWidget:
-        fig = make_subplots(rows=1, cols=3, column_widths=[0.34, 0.4, 0.26], horizontal_spacing=0.07,
+        fig = make_subplots(rows=1, cols=3, column_widths=[0.32, 0.4, 0.28], horizontal_spacing=0.08,
                             subplot_titles=("tokens and decision regions", "gates (token x expert)",
                                             "expert load"))
         axis, _ = grid_points(self.extent)
@@ -246,24 +246,27 @@ class RoutingWidget(View):
         fig.add_trace(go.Image(x0=float(axis[0]), dx=step, y0=float(axis[0]), dy=step,
                                hoverinfo="skip", name="regions"), 1, 1)
         fig.add_trace(go.Scatter(mode="markers", name="tokens", showlegend=False), 1, 1)
-        fig.add_trace(go.Heatmap(colorscale="Blues", zmin=0, zmax=1, name="gates",
-                                 colorbar=dict(title=dict(text="gate", side="right"), len=0.9,
-                                               thickness=12, x=0.725)), 1, 2)
+        gates = fig.layout.xaxis2.domain
+        fig.add_trace(go.Heatmap(colorscale="Blues", zmin=0, zmax=1, name="gates", colorbar=dict(
+            title=dict(text="gate", side="right"), orientation="h", thickness=10, len=gates[1] - gates[0],
+            x=(gates[0] + gates[1]) / 2, y=-0.32)), 1, 2)
         fig.add_trace(go.Scatter(mode="markers", name="dropped", marker=dict(symbol="x", color=DROPPED,
                                                                             size=6)), 1, 2)
         fig.add_trace(go.Bar(name="kept", marker_color=[expert_color(e) for e in range(E)],
                              showlegend=False), 1, 3)
         fig.add_trace(go.Bar(name="dropped", marker_color=DROPPED, showlegend=False), 1, 3)
-        fig.update_layout(barmode="stack", height=400, autosize=True,
-                          margin=dict(l=40, r=10, t=40, b=40),
-                          legend=dict(orientation="h", x=0.38, y=-0.18))
+        fig.update_layout(barmode="stack", height=430, autosize=True,
+                          margin=dict(l=40, r=10, t=40, b=70),
+                          legend=dict(orientation="h", x=gates[1] + 0.1, y=-0.22))
         fig.update_xaxes(range=[-self.extent, self.extent], row=1, col=1)
         fig.update_yaxes(range=[-self.extent, self.extent], autorange=False, scaleanchor="x",
                          row=1, col=1)
         fig.update_xaxes(title_text="tokens, grouped by first expert", row=1, col=2)
         fig.update_yaxes(title_text="expert", tickmode="linear", tick0=0, dtick=1, row=1, col=2)
         fig.update_xaxes(title_text="expert", tickmode="linear", tick0=0, dtick=1, row=1, col=3)
-        return go.FigureWidget(fig)
+        widget = go.FigureWidget(fig)
+        widget._config = {**widget._config, "responsive": True}  # follow the notebook's width
+        return widget
 
     def update(self, change=None):
         smear = self.router.value == "SMEAR"

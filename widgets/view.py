@@ -14,6 +14,7 @@ import base64
 import io
 from abc import ABC, abstractmethod
 
+import anywidget
 import ipywidgets as widgets
 
 SNAPSHOT_NOTE = "A snapshot of the widget's first state: run the cell to interact."
@@ -27,6 +28,19 @@ def control_layout(min_width: int = 280) -> widgets.Layout:
 def wrapping_row(children) -> widgets.HBox:
     return widgets.HBox(children, layout=widgets.Layout(flex_flow="row wrap", align_items="center",
                                                         width="100%"))
+
+
+class FitPlotsToWidth(anywidget.AnyWidget):
+    """An invisible widget that sends the page one resize event once the view is on screen.
+
+    A plotly FigureWidget sizes itself to its container only on a resize event; without one, it first
+    draws at plotly's default 700 px, whatever the notebook's width.
+    """
+
+    _esm = """export default { render({ el }) {
+        el.style.display = "none";
+        setTimeout(() => window.dispatchEvent(new Event("resize")), 100);
+    } };"""
 
 
 def png_of(figure) -> str:
