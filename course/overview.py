@@ -9,18 +9,9 @@ import re
 from pathlib import Path
 
 from course import catalog, claims, registry
+from course.show import source_path
 
-FOLDER_OF = {"course.kernels": "kernels", "course.widgets": "widgets", "course": "course"}
 PRIORITY_WORDS = {"A": "essential", "B": "good to know", "C": "reading list"}
-
-
-def source_path(module: str) -> str:
-    """Where a module's file is in the checkout: 'course.kernels.moe.cuda_moe' -> 'kernels/moe/cuda_moe.py'."""
-    for prefix, folder in FOLDER_OF.items():
-        if module == prefix or module.startswith(prefix + "."):
-            rest = module[len(prefix) + 1:].replace(".", "/")
-            return f"{folder}/{rest}.py" if rest else f"{folder}/__init__.py"
-    raise ValueError(f"source_path: {module!r} is not a module of the course")
 
 
 def impl_files(impl: registry.Impl) -> str:

@@ -11,6 +11,16 @@ from pathlib import Path
 
 
 SOURCE_FILES = {".cu": "cuda", ".cpp": "cpp", ".h": "cpp"}
+FOLDER_OF = {"course.kernels": "kernels", "course.widgets": "widgets", "course": "course"}
+
+
+def source_path(module: str) -> str:
+    """Where a module's file is in the checkout: 'course.kernels.moe.cuda_moe' -> 'kernels/moe/cuda_moe.py'."""
+    for prefix, folder in FOLDER_OF.items():
+        if module == prefix or module.startswith(prefix + "."):
+            rest = module[len(prefix) + 1:].replace(".", "/")
+            return f"{folder}/{rest}.py" if rest else f"{folder}/__init__.py"
+    raise ValueError(f"source_path: {module!r} is not a module of the course")
 
 
 class Source:
@@ -34,7 +44,8 @@ def _source_from_file(target: str) -> Source:
         raise ValueError(f"show: no module {module!r} (from target {target!r})")
     if Path(name).suffix in SOURCE_FILES:  # a CUDA/C++ file beside the package's modules
         path = Path(spec.origin).parent / name
-        return Source(path.read_text(), f"{module.replace('.', '/')}/{name}", SOURCE_FILES[path.suffix])
+        folder = source_path(module).removesuffix(".py")  # the package's folder
+        return Source(path.read_text(), f"{folder}/{name}", SOURCE_FILES[path.suffix])
     text = Path(spec.origin).read_text()
     if not name:
         return Source(text, module)

@@ -91,3 +91,12 @@ def test_error_ratio_is_relative():
     expected = torch.tensor([3.0, 4.0])
     assert error_ratio(expected * 1.01, expected) == __import__("pytest").approx(0.01, rel=1e-6)
     assert error_ratio(torch.zeros(2), torch.zeros(2)) == 0.0
+
+
+def test_show_names_source_files_as_they_are_on_disk():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    shown = course.show("course.kernels.moe:moe_routing.cu")
+    assert shown.origin == "kernels/moe/moe_routing.cu" and (root / shown.origin).exists()
+    assert "__global__" in shown.text
