@@ -15,7 +15,7 @@ FOLDER_OF = {"course.kernels": "kernels", "course.widgets": "widgets", "course":
 
 
 def source_path(module: str) -> str:
-    """Where a module's file is in the checkout: 'course.kernels.moe.cuda_moe' -> 'kernels/moe/cuda_moe.py'."""
+    """The file of a module in the checkout: 'course.kernels.moe.cuda_moe' -> 'kernels/moe/cuda_moe.py'."""
     for prefix, folder in FOLDER_OF.items():
         if module == prefix or module.startswith(prefix + "."):
             rest = module[len(prefix) + 1:].replace(".", "/")

@@ -28,7 +28,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course import catalog, families
+from course import families
 from course.notebooks import KERNELSPEC
 
 pytestmark = pytest.mark.browser
@@ -145,7 +145,8 @@ def open_notebook(page, lab, name: str):
     base, token, _ = lab
     for attempt in (1, 2):
         try:
-            page.goto(f"{base}/lab/tree/{name}?token={token}", timeout=TIMEOUT_MS)  # `course lab` serves notebooks/
+            # `course lab` serves the notebooks folder
+            page.goto(f"{base}/lab/tree/{name}?token={token}", timeout=TIMEOUT_MS)
             page.wait_for_function(f"""() => {{  // rendered, and its own kernel ready for Run All
                 const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
                 const kernel = w && w.sessionContext && w.sessionContext.session
@@ -200,7 +201,8 @@ def test_committed_outputs_render_and_opening_is_no_change(lab, page, name, widt
     text = panel.inner_text()
     found = [t for t in ERROR_TEXTS if t in text]
     assert not found, f"{name} shows {found}"
-    assert panel.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+    stderr = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+    assert panel.locator(stderr).count() == 0, f"{name} shows an error output"
     committed = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     figures = sum(1 for c in committed.cells if c.cell_type == "code" for o in c.outputs
                   if "image/png" in o.get("data", {}))

@@ -79,3 +79,31 @@ def test_unknown_family_and_op_are_reported(capsys):
 def test_errors_are_one_line_not_a_traceback(tmp_path):
     done = run("list", "nope", cwd=tmp_path)
     assert done.returncode == 2 and "no family 'nope'" in done.stderr and "Traceback" not in done.stderr
+
+
+def quick_experiment(seed):
+    return {"x": float(seed)}
+
+
+def test_claims_prints_each_seed_and_flags_a_result_the_record_does_not_report(capsys, monkeypatch):
+    from course import claims
+
+    claim = claims.Claim(paper="Toy 2026", citation="c", statement="x grows with the seed",
+                         kind=claims.REPRODUCTION, experiment=quick_experiment,
+                         thresholds=("x >= 1",), summary=lambda m: f"x = {m['x']:g}",
+                         held_on=(1, 2), note="seed 0 is too small")
+    monkeypatch.setattr(claims, "of_family", lambda package: [claim])
+    assert cli.main(["claims", "moe"]) == 0
+    out = capsys.readouterr().out
+    assert "Toy 2026" in out and "x = 2" in out and "NOT reproduced" in out
+    assert "fails" in out and out.count("holds") >= 2 and "!" not in out.split("claim ")[-1]
+    wrong = claims.Claim(**{**claim.__dict__, "held_on": (0, 1, 2)})
+    monkeypatch.setattr(claims, "of_family", lambda package: [wrong])
+    assert cli.main(["claims", "moe", "--seeds", "0"]) == 1
+    assert "disagree with what the records report" in capsys.readouterr().err
+
+
+def test_readme_prints_the_generated_tables(capsys):
+    assert cli.main(["readme"]) == 0
+    out = capsys.readouterr().out
+    assert "<!-- generated: families -->" in out and "`moe.dispatch`" in out

@@ -96,3 +96,12 @@ def test_wheel_ships_every_family_folder_and_its_data(tmp_path):
             expected |= {f"{prefix}/{f.relative_to(folder).as_posix()}" for f in files}
     missing = sorted(expected - names)
     assert not missing, f"the wheel lacks {missing}"
+
+
+def test_readme_tables_are_current():
+    """The README's families and ops tables are generated (`course readme --write`), never typed."""
+    from course import overview
+
+    text = (ROOT / "README.md").read_text()
+    assert overview.render_readme(text, overview.readme_sections(ROOT)) == text, \
+        "README.md is stale: run `course readme --write`"
