@@ -258,6 +258,14 @@ def run(claim, seed: int | None = None) -> Result:
     return _RESULTS[key]
 
 
+def counts(records) -> str:
+    """'13 claims: 11 reproductions (8 reproduced on every seed), 2 demonstrations'."""
+    reproductions = [c for c in records if c.kind == REPRODUCTION]
+    return (f"{len(records)} claims: {len(reproductions)} reproductions "
+            f"({sum(c.reproduced for c in reproductions)} reproduced on every seed), "
+            f"{len(records) - len(reproductions)} demonstrations")
+
+
 @dataclass
 class Summary:
     """A family's claims with the results computed in this process (first seed), as one table."""
@@ -272,11 +280,7 @@ class Summary:
         return self.results._repr_html_() + f"<p>{html.escape(self._footer().strip())}</p>"
 
     def _footer(self) -> str:
-        claims = [r.claim for r in self.results]
-        reproductions = [c for c in claims if c.kind == REPRODUCTION]
-        line = (f"\n\n{len(claims)} claims: {len(reproductions)} reproductions, "
-                f"{sum(c.reproduced for c in reproductions)} of them reproduced on every seed; "
-                f"{len(claims) - len(reproductions)} demonstrations.")
+        line = f"\n\n{counts([r.claim for r in self.results])}."
         if self.not_run:
             line += f" Not run here: {', '.join(self.not_run)}."
         return line

@@ -86,16 +86,17 @@ def cmd_claims(args) -> int:
     jobs = [(c, s) for c in chosen for s in (args.seeds or c.seeds)]
     results = claims.Results(claims.run(c, s) for c, s in tqdm(jobs, desc="claims"))
     print(results)
-    print(f"\n{'claim':<28}{'kind':<15}{'reported':<17}" + "".join(f"{'seed ' + str(s):<12}"
-                                                               for s in sorted({s for _, s in jobs})))
+    seeds = sorted({s for _, s in jobs})
+    print(f"\n{'claim':<28}{'kind':<15}{'reported':<17}" + "".join(f"{'seed ' + str(s):<12}" for s in seeds))
+    by_key = {(r.claim.id, r.seed): r for r in results}
     surprises = 0
     for claim in chosen:
         row = f"{claim.id:<28}{claim.kind:<15}{claim.verdict:<17}"
-        for seed in sorted({s for _, s in jobs}):
-            if (claim.id, seed) not in {(c.id, s) for c, s in jobs}:
+        for seed in seeds:
+            result = by_key.get((claim.id, seed))
+            if result is None:
                 row += f"{'-':<12}"
                 continue
-            result = claims.run(claim, seed)
             surprise = result.holds != (seed in claim.held_on)
             surprises += surprise
             row += f"{('holds' if result.holds else 'fails') + ('!' if surprise else ''):<7}" \

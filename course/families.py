@@ -42,10 +42,6 @@ class FamilyPackage:
         return (self.folder / "ops.py").exists()
 
     @property
-    def has_papers(self) -> bool:
-        return (self.folder / "papers" / "__init__.py").exists()
-
-    @property
     def kernels(self) -> Path | None:
         folder = KERNELS_DIR / self.package
         return folder if (folder / "__init__.py").exists() else None
@@ -77,14 +73,6 @@ def discovered() -> tuple[FamilyPackage, ...]:
         out.append(FamilyPackage(init.parent.name, declared["FAMILY"], declared.get("WIDGET"),
                                  init.parent))
     return tuple(out)
-
-
-def by_package(package: str) -> FamilyPackage:
-    for f in discovered():
-        if f.package == package:
-            return f
-    known = ", ".join(f.package for f in discovered())
-    raise KeyError(f"no family package {package!r}; family folders: {known}")
 
 
 def by_id(family_id: str) -> FamilyPackage | None:

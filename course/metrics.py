@@ -1,7 +1,7 @@
 """The measures the toy experiments report, written once.
 
 relative_mse (regression error as a fraction of the target's variance), accuracy, the normalised
-mutual information of two labelings, and a least-squares line fit with its R^2.
+mutual information of two labelings, a least-squares line fit with its R^2, and parameter counts.
 """
 import torch
 
@@ -62,3 +62,8 @@ def linear_fit(x, y) -> tuple[float, float]:
     slope = (xc * yc).sum() / (xc * xc).sum()
     residual = yc - slope * xc
     return slope.item(), (1 - (residual ** 2).sum() / (yc ** 2).sum()).item()
+
+
+def parameter_count(module) -> int:
+    """Number of parameters of a torch module (every tensor of `module.parameters()`)."""
+    return sum(p.numel() for p in module.parameters())

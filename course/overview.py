@@ -40,14 +40,9 @@ def ops_table(family: str | None = None) -> str:
 
 
 def claim_counts(package: str | None) -> str:
-    """'13 claims: 11 reproductions (7 reproduced on every seed), 2 demonstrations', or '-'."""
+    """The family's claims counted by kind and verdict (`claims.counts`), or '-' while it has none."""
     records = claims.of_family(package) if package else []
-    if not records:
-        return "-"
-    reproductions = [c for c in records if c.kind == claims.REPRODUCTION]
-    return (f"{len(records)} claims: {len(reproductions)} reproductions "
-            f"({sum(c.reproduced for c in reproductions)} reproduced on every seed), "
-            f"{len(records) - len(reproductions)} demonstrations")
+    return claims.counts(records) if records else "-"
 
 
 def families_table(notebooks_dir: Path | None, link_prefix: str = "") -> str:

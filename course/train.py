@@ -60,6 +60,16 @@ def one_thread():
     return intra_op_threads(1)
 
 
+@contextmanager
+def seeded(seed: int | None):
+    """The global RNG seeded with `seed` inside the block (None: left as it is), and restored after:
+    how an experiment builds its models, so the caller's random state is never disturbed."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
+
 def progress_enabled(progress) -> bool:
     """`progress` is True, False or "auto" (on, unless COURSE_PROGRESS=0 is set)."""
     if progress == "auto":
@@ -88,9 +98,7 @@ def fit(params: Iterable[torch.Tensor], loss: Callable[[], torch.Tensor], steps:
     opt = optimizer(params, lr=lr, **optimizer_options)
     result = Fit()
     start = time.perf_counter()
-    with intra_op_threads(threads), torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with intra_op_threads(threads), seeded(seed):
         bar = tqdm(total=steps, desc=desc, delay=PROGRESS_DELAY_S, leave=False,
                    disable=not progress_enabled(progress))
         with bar:

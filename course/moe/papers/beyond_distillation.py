@@ -14,12 +14,11 @@ how small the slice is, and what slicing a token-routed model costs.
 from typing import NamedTuple
 
 import torch
-from torch import nn
 
 from course.claims import DEMONSTRATION, Claim
-from course.metrics import relative_mse
+from course.metrics import parameter_count, relative_mse
 from course.moe.conditional import ConditionalMoE
-from course.moe.papers.multitask_toy import (expert_inputs, experts_used, held_out,
+from course.moe.papers.multitask_toy import (MultiTask, expert_inputs, experts_used, held_out,
                                              multitask_data, routing_key, trained_model)
 
 
@@ -33,11 +32,6 @@ class SubNetwork(NamedTuple):
 
     def num_params(self) -> int:
         return self.w_router.numel() + self.w1.numel() + self.w2.numel()
-
-
-def num_params(model: nn.Module) -> int:
-    """Parameters of a model (router and every expert)."""
-    return sum(p.numel() for p in model.parameters())
 
 
 def extract_subnetwork(model: ConditionalMoE, experts) -> SubNetwork:
@@ -59,23 +53,22 @@ def subnetwork_forward(sub: SubNetwork, x, key):
     return gates * torch.einsum("nh,nh->n", h, sub.w2[local, :, 0])
 
 
-def subnetwork_report(model: ConditionalMoE, key: str, task: int, keep: int | None = None,
-                      seed: int = 0) -> dict:
+def subnetwork_report(model: ConditionalMoE, key: str, task: int, train: MultiTask, test: MultiTask,
+                      keep: int | None = None) -> dict:
     """Slice out the experts a task's training examples use (the `keep` most used; all by default).
 
-    For a model from `trained_model(key, E, 4, seed=seed)`. -> the slice's fraction of the full
-    model's parameters, its test error on the task next to the full model's, and the largest
-    difference between their outputs on the task's test examples.
+    For a model trained on `train` (`trained_model`). -> the slice's fraction of the full model's
+    parameters, its error on the task's `test` examples next to the full model's, and the largest
+    difference between their outputs there.
     """
-    experts = experts_used(model, multitask_data(512, 4, seed=seed), key, task)[:keep]
+    experts = experts_used(model, train, key, task)[:keep]
     sub = extract_subnetwork(model, experts)
-    test = held_out(seed=seed)
     mine = test.task == task
     x, k = expert_inputs(test)[mine], routing_key(test, key)[mine]
     with torch.no_grad():
         full, _, _ = model(x, k)
         alone = subnetwork_forward(sub, x, k)
-    return {"experts": len(experts), "fraction": sub.num_params() / num_params(model),
+    return {"experts": len(experts), "fraction": sub.num_params() / parameter_count(model),
             "error": relative_mse(alone, test.y[mine]),
             "full_error": relative_mse(full, test.y[mine]),
             "max_output_gap": (alone - full).abs().max().item()}
@@ -94,10 +87,11 @@ def beyond_distillation_experiment(seed: int) -> dict:
     """Task sub-networks of a task-routed MoE, and of a token-routed one (4 tasks, 4 experts)."""
     task_model = trained_model("task", 4, seed=seed)
     token_model = trained_model("token", 4, seed=seed)
-    task_sub = mean_report([subnetwork_report(task_model, "task", i, seed=seed) for i in range(4)])
-    token_all = mean_report([subnetwork_report(token_model, "token", i, seed=seed)
+    train, test = multitask_data(512, 4, seed=seed), held_out(seed=seed)
+    task_sub = mean_report([subnetwork_report(task_model, "task", i, train, test) for i in range(4)])
+    token_all = mean_report([subnetwork_report(token_model, "token", i, train, test)
                              for i in range(4)])
-    token_top = mean_report([subnetwork_report(token_model, "token", i, keep=1, seed=seed)
+    token_top = mean_report([subnetwork_report(token_model, "token", i, train, test, keep=1)
                              for i in range(4)])
     m = {**{f"task_sub_{n}": v for n, v in task_sub.items()},
          **{f"token_used_{n}": v for n, v in token_all.items()},

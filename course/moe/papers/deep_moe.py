@@ -31,7 +31,7 @@ from course.claims import REPRODUCTION, Claim
 from course.data import glyph_images
 from course.metrics import accuracy, normalized_mutual_information
 from course.moe.losses import importance_loss
-from course.train import fit
+from course.train import fit, seeded
 
 
 class GatedMixture(nn.Module):
@@ -76,8 +76,7 @@ def train_deep_moe(images, labels, steps: int = 300, lr: float = 0.03, w_importa
     check_tensor("moe.train_deep_moe", "images", images, ndim=3, kind="float")
     check_tensor("moe.train_deep_moe", "labels", labels, ndim=1, kind="int")
     x = rearrange(images, "B H W -> B (H W)")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = DeepMoE(x.shape[1], int(labels.max()) + 1)
 
     def loss():

@@ -20,6 +20,7 @@ from course.claims import DEMONSTRATION, Claim
 from course.moe.expert_parallel import AllToAllBytes, ExpertParallelMoE, check_expert_split
 from course.moe.layer import MoELayer
 from course.testing import error_ratio
+from course.train import seeded
 
 
 def make_problem(world_size: int, T: int, D: int, H: int, E: int, k: int, seed: int = 0,
@@ -39,8 +40,7 @@ def make_problem(world_size: int, T: int, D: int, H: int, E: int, k: int, seed: 
     if rank0_stays_local and k > usable:
         raise ValueError(f"make_problem: with `rank0_stays_local`, `k` must be <= rank 0's usable "
                          f"experts ({usable}); got k={k}.")
-    with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
-        torch.manual_seed(seed)
+    with seeded(seed):
         layer = MoELayer(D, H, E, k, backend="reference")
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -30,7 +30,7 @@ from torch import nn
 from course.claims import REPRODUCTION, Claim
 from course.metrics import linear_fit
 from course.moe.losses import switch_balance_loss
-from course.train import fit
+from course.train import fit, seeded
 
 NUM_SYMBOLS = 16
 DEFAULT_POOL = ("attention", "attention", "mlp", "mlp", "identity")
@@ -161,8 +161,7 @@ def train_dna(steps: int = 300, batch: int = 32, length: int = 12, d: int = 32, 
               pool: tuple = DEFAULT_POOL, zipf: float = 1.0):
     """Train a DNA on fresh batches of `sequence_task` with Adam; returns the model and the Fit."""
     g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = DNA(d=d, steps=routing_steps, length=length, pool=pool)
 
     def loss():
@@ -190,8 +189,7 @@ def measure_paths(model: DNA, batch: int = 256, length: int = 12, seed: int = 1,
 
 def dna_experiment(seed: int, steps: int = 200) -> dict:
     """The paths of a trained toy DNA (and of untrained routers) on fresh sequences."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         untrained = measure_paths(DNA())
     model, training = train_dna(steps=steps, seed=seed)
     trained = measure_paths(model)

@@ -32,7 +32,8 @@ from torch import nn
 
 from course.checks import check_int
 from course.claims import REPRODUCTION, Claim
-from course.train import fit
+from course.metrics import parameter_count
+from course.train import fit, seeded
 
 
 def regime_switching_series(length: int = 3000, window: int = 6, threshold: float = 0.3,
@@ -173,28 +174,22 @@ def train_mixture(model: nn.Module, X, y, steps: int = 300, lr: float = 0.02, se
     return model
 
 
-def gate_params(gate: nn.Module) -> int:
-    return sum(p.numel() for p in gate.parameters())
-
-
 def matched_grn_width(d_in: int, num_experts: int, target: int) -> int:
     """The hidden width at which the GRN gate has the parameter count closest to `target`."""
     return min(range(1, 65), key=lambda h: abs(
-        gate_params(GRKANGate(d_in, num_experts, d_hidden=h, kan=False)) - target))
+        parameter_count(GRKANGate(d_in, num_experts, d_hidden=h, kan=False)) - target))
 
 
 def make_gates(window: int, num_experts: int, seed: int) -> dict:
     """The three gates, each initialised from its own seeded RNG (so one's size cannot move another)."""
-    def seeded(build):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+    def built(build):
+        with seeded(seed):
             return build()
 
-    grkan = seeded(lambda: GRKANGate(window, num_experts, seed=seed))
-    width = matched_grn_width(window, num_experts, gate_params(grkan))
-    return {"linear": seeded(lambda: LinearGate(window, num_experts)),
-            "grn": seeded(lambda: GRKANGate(window, num_experts, d_hidden=width, kan=False,
-                                            seed=seed)),
+    grkan = built(lambda: GRKANGate(window, num_experts, seed=seed))
+    width = matched_grn_width(window, num_experts, parameter_count(grkan))
+    return {"linear": built(lambda: LinearGate(window, num_experts)),
+            "grn": built(lambda: GRKANGate(window, num_experts, d_hidden=width, kan=False, seed=seed)),
             "grkan": grkan}
 
 
@@ -211,13 +206,12 @@ def kamoe_experiment(seed: int, num_experts: int = 4, window: int = 6, steps: in
     split = 2 * len(y) // 3
     m = {"noise_floor_mse": noise ** 2, "turbulent_fraction": regime.float().mean().item()}
     for name, gate in make_gates(window, num_experts, seed).items():
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model = MixtureOfLinearExperts(gate, window, num_experts)
         train_mixture(model, X[:split], y[:split], steps=steps, seed=seed)
         with torch.no_grad():
             m[f"{name}_mse"] = F.mse_loss(model(X[split:])[0], y[split:]).item()
-        m[f"{name}_gate_params"] = gate_params(gate)
+        m[f"{name}_gate_params"] = parameter_count(gate)
     m["grkan_over_grn"] = m["grkan_mse"] / m["grn_mse"]
     m["grkan_over_linear"] = m["grkan_mse"] / m["linear_mse"]
     return m

@@ -7,9 +7,8 @@ attribute one-hots), so only the key differs between the variants; one expert is
 The claims are in `beyond_distillation`, `uni_perceiver_moe` and `robust_multitask`; a model trained
 for one claim is trained once and shared (`trained_model`).
 """
-from typing import NamedTuple
-
 import functools
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F

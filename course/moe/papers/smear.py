@@ -28,7 +28,7 @@ from torch import nn
 from course.checks import check_int, check_shape, check_tensor
 from course.claims import REPRODUCTION, Claim
 from course.metrics import relative_mse
-from course.train import fit
+from course.train import fit, seeded
 
 ROUTINGS = ("smear", "straight_through", "oracle")
 
@@ -144,8 +144,7 @@ def train_routed(x, task, y, routing: str, num_experts: int, d_content: int = 4,
     where = "moe.train_routed"
     check_tensor(where, "x", x, ndim=2, kind="float")
     check_shape(where, "y", y, (x.shape[0], y.shape[-1]), "[B, O] with B = x.shape[0]")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = RoutedExperts(x.shape[1], d_content, d_hidden, y.shape[1], num_experts, routing)
     fit(model.parameters(), lambda: (model(x, task) - y).pow(2).mean(), steps, lr, seed=seed,
         desc=f"{routing} routing")

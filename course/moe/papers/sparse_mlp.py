@@ -26,11 +26,11 @@ from torch import nn
 from course.checks import check_int, check_tensor
 from course.claims import REPRODUCTION, Claim
 from course.data import glyph_images
-from course.metrics import accuracy
+from course.metrics import accuracy, parameter_count
 from course.moe.dispatch import combine, dispatch
 from course.moe.experts import expert_mlp
 from course.moe.losses import importance_loss
-from course.train import fit
+from course.train import fit, seeded
 
 PATCH = 2  # 2x2 pixels per patch: an 8x8 glyph image is a table of N = 16 patches
 
@@ -122,8 +122,7 @@ def train_mixer(images, labels, num_experts: int, steps: int = 200, batch: int =
     """
     check_tensor("moe.train_mixer", "images", images, ndim=3, kind="float")
     check_int("moe.train_mixer", "batch", batch, low=1)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = MixerClassifier(images.shape[-1], int(labels.max()) + 1, num_experts=num_experts)
     draw = torch.Generator().manual_seed(seed)
 
@@ -147,7 +146,7 @@ def sparse_mlp_experiment(seed: int, num_experts: int = 4, n: int = 1024, noise:
         with torch.no_grad():
             m[f"{name}_accuracy"] = accuracy(model(test_images), test_what)
             m[f"{name}_train_accuracy"] = accuracy(model(images), what)
-        m[f"{name}_params"] = sum(p.numel() for p in model.parameters())
+        m[f"{name}_params"] = parameter_count(model)
     m["sparse_gain"] = m["sparse_accuracy"] - m["dense_accuracy"]
     return m
 

@@ -28,7 +28,7 @@ from course.metrics import relative_mse
 from course.moe.gating import with_bias
 from course.moe.layer import MoELayer
 from course.moe.losses import balance_loss, cv_squared
-from course.train import fit, one_thread
+from course.train import fit, one_thread, seeded
 
 OUT_FEATURES = 3  # MoELayer maps D -> D, and the tokens are (x1, x2, 1)
 
@@ -67,8 +67,7 @@ def train_moe_regression(x, y, num_experts: int, k: int, w_balance: float, steps
     check_int(where, "k", k, low=1, high=num_experts)
     if w_balance < 0:
         raise ValueError(f"{where}: `w_balance` must be >= 0; got {w_balance}.")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         layer = MoELayer(OUT_FEATURES, hidden, num_experts, k)
     noise = torch.Generator().manual_seed(seed)
     tokens = with_bias(x)  # [T, 3]

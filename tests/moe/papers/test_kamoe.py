@@ -1,6 +1,7 @@
 """KAMoE's pieces: the B-spline basis, the gates, the regime-switching series, the matched GRN."""
 import torch
 
+from course.metrics import parameter_count
 from course.moe.papers import kamoe
 
 
@@ -28,7 +29,7 @@ def test_regime_switching_series_follows_its_rule():
 
 def test_the_grn_baseline_is_matched_in_size_and_the_gates_are_seeded_apart():
     gates = kamoe.make_gates(window=6, num_experts=4, seed=0)
-    grkan, grn = kamoe.gate_params(gates["grkan"]), kamoe.gate_params(gates["grn"])
+    grkan, grn = parameter_count(gates["grkan"]), parameter_count(gates["grn"])
     assert abs(grn - grkan) <= 0.05 * grkan, (grn, grkan)
     again = kamoe.make_gates(window=6, num_experts=4, seed=0)
     for name in gates:  # each gate's initialisation depends on the seed alone
