@@ -9,20 +9,24 @@ gradients are compared.
 
 Backend kinds: "torch" runs anywhere; "triton" runs compiled on a GPU, or on the CPU under the
 Triton interpreter (TRITON_INTERPRET=1, set before the kernel module is imported); "cuda" needs a GPU
-and nvcc. `auto` picks the fastest kind available for the inputs' device: cuda, then compiled
-Triton, then the reference.
+and nvcc. Each backend declares the floating dtypes it supports; the harness runs every one of them
+and checks that the others are refused. `auto` picks, among the backends that run on the inputs'
+device and support their dtype, the fastest by this device's benchmark records where they exist,
+else the first of cuda, compiled Triton, the reference; `Op.choose` says why.
 """
 import functools
 import importlib
 import inspect
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
 AUTO_ORDER = ("cuda", "triton", "torch")
+FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)  # the harness's dtype axis
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class Impl:
     target: str  # "module:function"
     kind: str = "torch"  # "torch" | "triton" | "cuda"
     devices: tuple[str, ...] = ("cpu", "cuda")  # where benchmarking it makes sense
+    dtypes: tuple[torch.dtype, ...] = (torch.float32,)  # floating dtypes it computes correctly
+    interpreted_dtypes: tuple[torch.dtype, ...] | None = None  # under the Triton interpreter, if fewer
 
     def load(self) -> Callable:
         module, _, name = self.target.partition(":")
@@ -41,6 +47,13 @@ class Impl:
     def availability(self, device: str = "cpu") -> tuple[bool, str]:
         """Whether this implementation can run on `device` here, and if not, why."""
         return backend_availability(self.kind, device)
+
+    def supported_dtypes(self) -> tuple[torch.dtype, ...]:
+        """The dtypes this backend runs here (the Triton interpreter may run fewer)."""
+        if self.kind == "triton" and self.interpreted_dtypes is not None \
+                and triton_mode() == "interpreter":
+            return self.interpreted_dtypes
+        return self.dtypes
 
 
 @functools.cache
@@ -105,7 +118,8 @@ class Case:
 
     name: str
     params: dict
-    devices: tuple[str, ...] = ("cpu", "cuda")  # where a benchmark case runs
+    devices: tuple[str, ...] = ("cpu", "cuda")  # where the case runs (a GPU-sized case: ("cuda",))
+    dtypes: tuple[torch.dtype, ...] | None = None  # the dtypes it runs in; None: every supported one
 
 
 @dataclass(frozen=True)
@@ -118,9 +132,11 @@ class Op:
     make_inputs: Callable[[dict, torch.Generator], dict]  # params, generator -> keyword arguments
     test_cases: tuple[Case, ...]
     bench_cases: tuple[Case, ...] = ()
-    tol: float = 1e-5  # RMS-relative error allowed against the reference
+    tol: float = 1e-5  # RMS-relative error allowed against the reference, in float32
+    tols: dict = field(default_factory=dict)  # dtype -> tolerance, where DEFAULT_TOLS does not fit
     grad_inputs: tuple[str, ...] = ()  # inputs whose gradients are compared
     bytes_moved: Callable[[dict, object], int] | None = None  # kwargs, output -> bytes read+written
+    flops: Callable[[dict], int] | None = None  # kwargs -> floating-point operations of a forward
     notes: dict = field(default_factory=dict)
 
     @property
@@ -142,27 +158,111 @@ class Op:
         raise ValueError(f"{self.name}: unknown backend {backend!r}; expected 'auto' or one of "
                          f"{self.backends}.")
 
-    def resolve(self, backend: str = "auto", device="cpu") -> Impl:
-        """The implementation `backend` names; `auto` picks the fastest one available on `device`."""
+    def tolerance(self, dtype: torch.dtype) -> float:
+        """The RMS-relative error allowed in `dtype`: `tols`, else `tol` for float32, else DEFAULT_TOLS."""
+        if dtype in self.tols:
+            return self.tols[dtype]
+        return self.tol if dtype == torch.float32 else DEFAULT_TOLS[dtype]
+
+    def resolve(self, backend: str = "auto", device="cpu", dtype: torch.dtype | None = None) -> Impl:
+        """The implementation `backend` names; `auto` picks one as `choose` says."""
+        return self.choose(backend, device, dtype).impl
+
+    def choose(self, backend: str = "auto", device="cpu", dtype: torch.dtype | None = None,
+               records: list[dict] | None = None) -> "Choice":
+        """The implementation `backend` names, or the one `auto` picks, with the reason.
+
+        `auto` considers the backends that run on `device` and support `dtype` (the Triton interpreter
+        checks kernels and is never the fast choice); among them it takes the fastest by this device's
+        benchmark records (`records`, else benchmarks/results/<device>.json of the checkout), and
+        without records the first of cuda, compiled Triton, the reference.
+        """
+        device = str(device)
         if backend != "auto":
             impl = self.impl(backend)
-            ok, why = impl.availability(str(device))
+            ok, why = impl.availability(device)
             if not ok:
                 raise RuntimeError(f"{self.name}: backend {backend!r} cannot run here: {why}.")
-            return impl
+            if dtype is not None and dtype not in impl.supported_dtypes():
+                raise TypeError(f"{self.name}: backend {backend!r} does not support {dtype}; it runs "
+                                f"{', '.join(map(str, impl.supported_dtypes()))} here.")
+            return Choice(impl, "asked for by name")
+        candidates = [impl for impl in self.impls if impl.availability(device)[0]
+                      and (dtype is None or dtype in impl.supported_dtypes())
+                      and not (impl.kind == "triton" and triton_mode() != "compiled")]
+        if not candidates:
+            raise TypeError(f"{self.name}: no backend runs {dtype} on {device}; the backends support "
+                            + "; ".join(f"{i.backend}: {', '.join(map(str, i.supported_dtypes()))}"
+                                        for i in self.impls))
+        if records is None:
+            records = device_records(device)
+        speed = relative_times(self.name, [i.backend for i in candidates], records, dtype)
+        if speed:
+            best = min(speed, key=speed.get)
+            others = ", ".join(f"{b} {t / speed[best]:.2g}x its time" for b, t in sorted(speed.items())
+                               if b != best)
+            untimed = [i.backend for i in candidates if i.backend not in speed]
+            reason = (f"fastest on this device's benchmark records ({others or 'no other backend timed'}"
+                      + (f"; not timed: {', '.join(untimed)}" if untimed else "") + ")")
+            return Choice(self.impl(best), reason)
         for kind in AUTO_ORDER:
-            for impl in self.impls:
-                if impl.kind != kind or not impl.availability(str(device))[0]:
-                    continue
-                if kind == "triton" and triton_mode() != "compiled":
-                    continue  # the interpreter checks kernels; it is never the fast choice
-                return impl
-        return self.reference
+            for impl in candidates:
+                if impl.kind == kind:
+                    return Choice(impl, f"no benchmark records for this device; the first of "
+                                        f"{', '.join(AUTO_ORDER)} that runs {dtype or 'it'} on {device}")
+        return Choice(candidates[0], "the only backend that runs here")
 
     def __call__(self, *args, backend: str = "auto", **kwargs):
-        device = next((a.device for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)),
-                      "cpu")
-        return self.resolve(backend, device).load()(*args, **kwargs)
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        device = tensors[0].device if tensors else "cpu"
+        dtype = next((t.dtype for t in tensors if t.is_floating_point()), None)
+        return self.resolve(backend, device, dtype).load()(*args, **kwargs)
+
+
+DEFAULT_TOLS = {torch.float64: 1e-12, torch.float16: 1e-3, torch.bfloat16: 8e-3}
+
+
+class Choice(NamedTuple):
+    """The implementation an op will run, and why it was chosen."""
+
+    impl: Impl
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.impl.backend} ({self.reason})"
+
+
+def device_records(device: str) -> list[dict]:
+    """The benchmark records of this machine's `device` in the checkout ([] outside a checkout)."""
+    from course import bench
+
+    try:
+        from course.notebooks import course_root
+        root = course_root()
+    except FileNotFoundError:
+        return []
+    return bench.load_device(root, bench.device_name(device))
+
+
+def relative_times(op: str, backends: list[str], records: list[dict], dtype) -> dict[str, float]:
+    """Each timed backend's geometric-mean time relative to the fastest backend of each case.
+
+    Uses the records of `op` in `dtype` (float32 when `dtype` is None), cases timed for two or more of
+    `backends`; {} when there are none.
+    """
+    wanted = str(dtype or torch.float32).removeprefix("torch.")
+    by_case: dict[str, dict[str, float]] = {}
+    for r in records:
+        if r["op"] == op and r["backend"] in backends and r.get("dtype", "float32") == wanted:
+            by_case.setdefault(r["case"], {})[r["backend"]] = r["ms"]
+    logs: dict[str, list[float]] = {}
+    for times in by_case.values():
+        if len(times) < 2:
+            continue
+        fastest = min(times.values())
+        for backend, ms in times.items():
+            logs.setdefault(backend, []).append(math.log(ms / fastest))
+    return {b: math.exp(sum(v) / len(v)) for b, v in logs.items()}
 
 
 _REGISTRY: dict[str, Op] = {}
@@ -202,3 +302,8 @@ def all_ops(family: str | None = None) -> list[Op]:
 def signature_of(impl: Impl) -> inspect.Signature:
     """The call signature of an implementation (loads it)."""
     return inspect.signature(impl.load())
+
+
+def default_device() -> str:
+    """Where tensors go by default: "cuda" where there is a GPU, else "cpu"."""
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -3,7 +3,11 @@
 Every backend in the tests and every learner's function in a notebook goes through `compare`: same
 inputs, same seed, same upstream gradient; outputs poisoned (NaN) where a backend allocates them;
 floating tensors compared by RMS-relative error (as flash-linear-attention's tests do), integer
-tensors exactly.
+tensors exactly. A case runs in one dtype: the floating inputs are cast to it, and the expected
+values come from the reference in float64 on those same inputs (in float32 for float32), rounded to
+the dtype, against the op's tolerance for that dtype. The returned dtypes and shapes are compared and
+named; a NaN input must give NaN exactly where the reference gives it; a None result, an output
+detached from autograd and an input changed by the call are each reported as what they are.
 """
 import traceback
 from dataclasses import dataclass, field
@@ -18,7 +22,11 @@ def rms(t: torch.Tensor) -> float:
 
 
 def error_ratio(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """RMS(actual - expected) / RMS(expected); the absolute RMS error where expected is all zero."""
+    """RMS(actual - expected) / RMS(expected) over the entries where `expected` is finite; the
+    absolute RMS error where expected is all zero."""
+    finite = torch.isfinite(expected)
+    if not finite.all():
+        actual, expected = actual[finite], expected[finite]
     diff = rms(actual.double() - expected.double())
     scale = rms(expected)
     return diff / scale if scale > 0 else diff
@@ -32,52 +40,103 @@ def named_tensors(value, name: str = "output") -> list[tuple[str, torch.Tensor]]
         return [(f"{name}.{f}", t) for f, t in zip(value._fields, value) if isinstance(t, torch.Tensor)]
     if isinstance(value, (tuple, list)):
         return [(f"{name}[{i}]", t) for i, t in enumerate(value) if isinstance(t, torch.Tensor)]
+    if value is None:
+        raise ReturnedNone("returned None: the function must return its result (a missing `return`?)")
     raise TypeError(f"expected a tensor or a tuple of tensors; got {type(value).__name__}")
+
+
+class ReturnedNone(TypeError):
+    """A function under test returned None."""
+
+
+def _first(mask: torch.Tensor) -> list[int]:
+    return [i.item() for i in mask.nonzero()[0]]
 
 
 def describe_mismatch(name: str, actual: torch.Tensor, expected: torch.Tensor, tol: float):
     """None if `actual` matches `expected`; else a short, readable account of the difference."""
     if tuple(actual.shape) != tuple(expected.shape):
         return f"{name}: shape {tuple(actual.shape)}, expected {tuple(expected.shape)}"
-    if actual.dtype.is_floating_point != expected.dtype.is_floating_point:
+    if actual.dtype != expected.dtype:
         return f"{name}: dtype {actual.dtype}, expected {expected.dtype}"
     if actual.numel() == 0:
         return None
-    actual, expected = actual.detach().cpu(), expected.detach().cpu()
+    actual, expected = actual.detach(), expected.detach().to(actual.device)
     if not expected.dtype.is_floating_point:
         wrong = actual != expected
         if not wrong.any():
             return None
-        first = tuple(i.item() for i in wrong.nonzero()[0])
+        first = tuple(_first(wrong))
         return (f"{name}: {wrong.sum().item()} of {wrong.numel()} entries differ; first at "
                 f"{list(first)}: got {actual[first].item()}, expected {expected[first].item()}")
-    if torch.isnan(actual).any():
-        where = tuple(i.item() for i in torch.isnan(actual).nonzero()[0])
-        return (f"{name}: {torch.isnan(actual).sum().item()} NaN entries (first at {list(where)}): "
-                "an element was never written, or a NaN was computed")
+    lost = torch.isnan(expected) & ~torch.isnan(actual)
+    if lost.any():
+        return (f"{name}: {lost.sum().item()} entries are not NaN where the reference gives NaN (first "
+                f"at {_first(lost)}): a NaN input must give a NaN output")
+    made = torch.isnan(actual) & ~torch.isnan(expected)
+    if made.any():
+        return (f"{name}: {made.sum().item()} NaN entries (first at {_first(made)}): an element was "
+                "never written, or a NaN was computed")
     ratio = error_ratio(actual, expected)
     if ratio <= tol:
         return None
-    flat = (actual - expected).abs().flatten().argmax()
-    worst = tuple(i.item() for i in torch.unravel_index(flat, actual.shape))
-    return (f"{name}: RMS-relative error {ratio:.2e} > {tol:.0e}; worst at {list(worst)}: "
+    gap = torch.where(torch.isnan(expected), 0, (actual.double() - expected.double()).abs())
+    worst = tuple(i.item() for i in torch.unravel_index(gap.flatten().argmax(), actual.shape))
+    return (f"{name}: RMS-relative error {ratio:.2e} > {tol:.1e}; worst at {list(worst)}: "
             f"got {actual[worst].item():.6g}, expected {expected[worst].item():.6g}")
 
 
-def run(fn, kwargs: dict, grad_inputs, seed: int = 0):
-    """Call `fn(**kwargs)` on fresh copies, backpropagate a seeded upstream gradient.
+def cast_floats(kwargs: dict, dtype: torch.dtype) -> dict:
+    """The keyword arguments with every floating tensor cast to `dtype` (strides kept)."""
+    return {n: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+            for n, v in kwargs.items()}
 
-    Returns (outputs as (name, tensor) pairs, {input name: gradient}).
+
+def fresh_copy(t: torch.Tensor) -> torch.Tensor:
+    """A copy of `t` with its own memory and the same strides, views with gaps included."""
+    if t.numel() == 0:
+        return t.detach().clone()
+    extent = t.storage_offset() + sum((n - 1) * s for n, s in zip(t.shape, t.stride())) + 1
+    out = t.new_empty(extent).as_strided(t.shape, t.stride(), t.storage_offset())
+    return out.copy_(t.detach())
+
+
+def changed_entries(after: torch.Tensor, before: torch.Tensor) -> int:
+    """How many entries differ between two tensors of one shape (NaN equals NaN)."""
+    if after.is_floating_point():
+        return (~((after == before) | (torch.isnan(after) & torch.isnan(before)))).sum().item()
+    return (after != before).sum().item()
+
+
+@dataclass
+class Ran:
+    """What one call gave: outputs as (name, tensor) pairs, input gradients, and findings."""
+
+    outputs: list
+    grads: dict
+    tracked: set  # names of the outputs that autograd tracks (requires_grad)
+    changed: dict  # input name -> entries the call changed
+
+
+def run(fn, kwargs: dict, grad_inputs, seed: int = 0, dtype: torch.dtype = torch.float32) -> Ran:
+    """Call `fn(**kwargs)` on fresh copies and backpropagate a seeded upstream gradient.
+
+    The upstream gradient is drawn in float32 and cast to `dtype`, then to each output's own dtype,
+    so that an output in the wrong dtype gets the same gradient.
     """
-    inputs = {n: (v.detach().clone().requires_grad_(n in grad_inputs) if isinstance(v, torch.Tensor)
-                  else v) for n, v in kwargs.items()}
+    inputs = {n: (fresh_copy(v).requires_grad_(n in grad_inputs) if isinstance(v, torch.Tensor) else v)
+              for n, v in kwargs.items()}
+    before = {n: v.detach().clone() for n, v in inputs.items() if isinstance(v, torch.Tensor)}
     with outputs.poisoned():
         result = named_tensors(fn(**inputs))
+    changed = {n: changed_entries(inputs[n].detach(), v) for n, v in before.items()}
     generator = torch.Generator().manual_seed(seed)
     loss = 0.0
-    for _, t in result:
+    for out_name, t in result:
+        if not t.is_floating_point():
+            continue
+        upstream = torch.randn(t.shape, generator=generator).to(dtype).to(t.dtype).to(t.device)
         if t.requires_grad:
-            upstream = torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
             loss = loss + (t * upstream).sum()
     grads = {}
     if isinstance(loss, torch.Tensor):
@@ -86,7 +145,8 @@ def run(fn, kwargs: dict, grad_inputs, seed: int = 0):
     for n in grad_inputs:
         g = inputs[n].grad
         grads[n] = torch.zeros_like(inputs[n]) if g is None and not isinstance(loss, torch.Tensor) else g
-    return [(n, t.detach()) for n, t in result], grads
+    return Ran([(n, t.detach()) for n, t in result], grads, {n for n, t in result if t.requires_grad},
+               {n: c for n, c in changed.items() if c})
 
 
 def where_raised(fn, error: Exception) -> str:
@@ -116,32 +176,60 @@ class CaseResult:
         return not self.problems
 
 
-def compare(op: registry.Op, fn, case: registry.Case, device="cpu", seed: int = 0) -> CaseResult:
-    """Run `fn` and the op's reference on one case; collect every mismatch, output and gradient."""
-    result = CaseResult(case.name)
-    kwargs = {n: v.to(device) if isinstance(v, torch.Tensor) else v
-              for n, v in op.make_inputs(case.params, torch.Generator().manual_seed(seed)).items()}
-    expected, expected_grads = run(op.reference.load(), kwargs, op.grad_inputs, seed)
+def gold_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the reference computes the expected values in: float64, or float32 for float32."""
+    return torch.float32 if dtype == torch.float32 else torch.float64
+
+
+def case_inputs(op: registry.Op, case: registry.Case, device, seed: int, dtype: torch.dtype) -> dict:
+    """The case's inputs on `device`, floating ones cast to `dtype`."""
+    made = op.make_inputs(case.params, torch.Generator().manual_seed(seed))
+    return cast_floats({n: v.to(device) if isinstance(v, torch.Tensor) else v for n, v in made.items()},
+                       dtype)
+
+
+def compare(op: registry.Op, fn, case: registry.Case, device="cpu", seed: int = 0,
+            dtype: torch.dtype = torch.float32) -> CaseResult:
+    """Run `fn` and the op's reference on one case in one dtype; collect every mismatch.
+
+    Outputs and gradients are compared with the reference's, computed in `gold_dtype(dtype)` on the
+    same `dtype`-rounded inputs and rounded back to `dtype`.
+    """
+    label = case.name if dtype == torch.float32 else f"{case.name} [{str(dtype).removeprefix('torch.')}]"
+    result = CaseResult(label)
+    kwargs = case_inputs(op, case, device, seed, dtype)
+    gold = run(op.reference.load(), cast_floats(kwargs, gold_dtype(dtype)), op.grad_inputs, seed, dtype)
     try:
-        actual, actual_grads = run(fn, kwargs, op.grad_inputs, seed)
+        ran = run(fn, kwargs, op.grad_inputs, seed, dtype)
+    except ReturnedNone as error:
+        result.problems.append(str(error))
+        return result
     except Exception as error:  # a learner's function may fail in any way; report it, keep going
         result.problems.append(f"raised {type(error).__name__}: {error} ({where_raised(fn, error)})")
         return result
-    if len(actual) != len(expected):
-        result.problems.append(f"returned {len(actual)} tensors, expected {len(expected)} "
-                               f"({', '.join(n for n, _ in expected)})")
+    result.problems += [f"changed its input `{n}` ({c} entries): a function must not write to its "
+                        "arguments" for n, c in ran.changed.items()]
+    if len(ran.outputs) != len(gold.outputs):
+        result.problems.append(f"returned {len(ran.outputs)} tensors, expected {len(gold.outputs)} "
+                               f"({', '.join(n for n, _ in gold.outputs)})")
         return result
-    pairs = [(en, a, e) for (_, a), (en, e) in zip(actual, expected)]
+    rounded = lambda t: t.to(dtype) if t is not None and t.is_floating_point() else t  # noqa: E731
+    pairs = []
+    for (_, a), (name, e) in zip(ran.outputs, gold.outputs):
+        if name in gold.tracked and name not in ran.tracked:
+            result.problems.append(f"{name} is detached from autograd (requires_grad is False; the "
+                                   f"reference's depends on {', '.join(op.grad_inputs)})")
+        pairs.append((name, a, rounded(e)))
     for n in op.grad_inputs:
-        if actual_grads[n] is None and expected_grads[n] is not None:
+        if ran.grads[n] is None and gold.grads[n] is not None:
             result.problems.append(f"grad of {n}: None (the output does not depend on `{n}` "
                                    "through autograd)")
             continue
-        pairs.append((f"grad of {n}", actual_grads[n], expected_grads[n]))
+        pairs.append((f"grad of {n}", ran.grads[n], rounded(gold.grads[n])))
     for name, a, e in pairs:
         if a is None or e is None:
             continue
-        problem = describe_mismatch(name, a, e, op.tol)
+        problem = describe_mismatch(name, a, e, op.tolerance(dtype))
         if problem:
             result.problems.append(problem)
         elif e.dtype.is_floating_point and e.numel():
@@ -173,19 +261,24 @@ class Report(list):
         return "\n".join(lines)
 
 
-def check(fn, op_name: str, seed: int = 0, cases=None) -> Report:
+def check(fn, op_name: str, seed: int = 0, cases=None, device=None,
+          dtype: torch.dtype = torch.float32) -> Report:
     """Grade `fn` against the reference of `op_name` on its random and edge-case inputs.
 
-    `cases` names the test cases to run (all by default). Returns a Report that prints one line per
-    case, with a readable diff where a case fails; an error raised on every case is reported once.
+    `cases` names the test cases to run (all that run on `device` by default); `device` is where the
+    inputs live ("cuda" where there is a GPU, so that Triton kernels run compiled, else "cpu");
+    `dtype` is the floating dtype of the inputs. Returns a Report that prints one line per case, with
+    a readable diff where a case fails; an error raised on every case is reported once.
     """
     op = registry.get(op_name)
-    chosen = op.test_cases
+    device = str(device or registry.default_device())
+    chosen = [c for c in op.test_cases if device.split(":")[0] in c.devices
+              and (c.dtypes is None or dtype in c.dtypes)]
     if cases is not None:
-        names = {c.name for c in op.test_cases}
+        names = [c.name for c in chosen]
         unknown = [c for c in cases if c not in names]
         if unknown:
-            raise ValueError(f"check: `cases` must name test cases of {op_name} ({', '.join(names)}); "
-                             f"got {unknown}.")
-        chosen = [c for c in op.test_cases if c.name in set(cases)]
-    return Report(compare(op, fn, case, seed=seed) for case in chosen)
+            raise ValueError(f"check: `cases` must name test cases of {op_name} that run on {device} "
+                             f"({', '.join(names)}); got {unknown}.")
+        chosen = [c for c in chosen if c.name in set(cases)]
+    return Report(compare(op, fn, case, device=device, seed=seed, dtype=dtype) for case in chosen)

@@ -8,12 +8,24 @@ import shutil
 import pytest
 
 
-@pytest.fixture(scope="session")
-def harness_log(pytestconfig):
-    """(op, backend, case, max error ratio) of every harness case that ran."""
-    if not hasattr(pytestconfig, "harness_log"):
-        pytestconfig.harness_log = []
-    return pytestconfig.harness_log
+HARNESS = []  # (op, backend, case, dtype, max error ratio) of every harness case, on the controller
+
+
+@pytest.fixture
+def harness_log(record_property):
+    """Append (op, backend, case, dtype, max error ratio) of a harness case; the rows travel with the
+    test report, so the summary sees those of every xdist worker."""
+
+    class Log:
+        def append(self, row):
+            record_property("harness", row)
+
+    return Log()
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed:
+        HARNESS.extend(row for key, row in report.user_properties if key == "harness")
 
 
 @pytest.fixture
@@ -38,13 +50,14 @@ def emulate_cuda(monkeypatch):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    log = getattr(config, "harness_log", [])
-    if not log:
+    if not HARNESS or hasattr(config, "workerinput"):
         return
-    worst = max(log, key=lambda r: r[3])
-    backends = sorted({f"{op}/{backend}" for op, backend, _, _ in log})
+    write = terminalreporter.write_line
     terminalreporter.write_sep("-", "op harness")
-    terminalreporter.write_line(f"{len(log)} cases over {len(backends)} op backends: "
-                                f"{', '.join(backends)}")
-    terminalreporter.write_line(f"largest RMS-relative error: {worst[3]:.2e} "
-                                f"({worst[0]} / {worst[1]} / {worst[2]})")
+    backends = sorted({f"{op}/{backend}" for op, backend, *_ in HARNESS})
+    write(f"{len(HARNESS)} cases passed over {len(backends)} op backends: {', '.join(backends)}")
+    for dtype in sorted({row[3] for row in HARNESS}):
+        rows = [row for row in HARNESS if row[3] == dtype]
+        worst = max(rows, key=lambda r: r[4])
+        write(f"{dtype:<9} {len(rows):>4} cases; largest RMS-relative error {worst[4]:.2e} "
+              f"({worst[0]} / {worst[1]} / {worst[2]})")

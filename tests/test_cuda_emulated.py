@@ -10,21 +10,16 @@ import subprocess
 
 import pytest
 
-from course import registry
-from course.testing import compare
 from cuda_emulator import build
+from harness import harness_params, run_case
 
-CUDA_IMPLS = [(op, impl) for op in registry.all_ops() for impl in op.impls if impl.kind == "cuda"]
 
-
-@pytest.mark.parametrize("op,impl,case", [
-    pytest.param(op, impl, case, id=f"{op.name}-{case.name}")
-    for op, impl in CUDA_IMPLS for case in op.test_cases])
-def test_cuda_backend_matches_reference_on_the_emulator(op, impl, case, emulate_cuda, harness_log):
+@pytest.mark.parametrize("op,impl,case,dtype",
+                         harness_params(lambda op: [i for i in op.impls if i.kind == "cuda"]))
+def test_cuda_backend_matches_reference_on_the_emulator(op, impl, case, dtype, emulate_cuda,
+                                                        harness_log):
     emulate_cuda(impl.target.partition(":")[0])
-    result = compare(op, impl.load(), case, device="cpu")
-    harness_log.append((op.name, "cuda (emulated)", case.name, result.max_ratio))
-    assert result.ok, f"{op.name} / cuda (emulated) / {case.name}:\n" + "\n".join(result.problems)
+    run_case(op, impl, impl.load(), case, dtype, "cpu", harness_log, backend="cuda (emulated)")
 
 
 def test_emulator_selftest(tmp_path):

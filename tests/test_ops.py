@@ -1,8 +1,10 @@
-"""The one harness: every backend of every op against its reference, outputs and gradients.
+"""The one harness: every backend of every op against its reference, outputs and gradients, in
+every dtype the backend declares; a dtype it does not declare must be refused with a clear error.
 
-Same inputs and seed, same upstream gradient, outputs NaN-poisoned, RMS-relative error (see
-course.testing). Triton runs compiled on a GPU and under TRITON_INTERPRET=1 on the CPU; CUDA kernels
-run only where a GPU is, and their sources are compiled by nvcc wherever nvcc is.
+Same inputs and seed, same upstream gradient, outputs NaN-poisoned, RMS-relative error against the
+reference in float64 (see course.testing). Triton runs compiled on a GPU and under TRITON_INTERPRET=1
+on the CPU; CUDA kernels run where a GPU is (and on the CPU emulator, tests/test_cuda_emulated.py),
+and their sources are compiled by nvcc wherever nvcc is. Cases sized for a GPU run only there.
 """
 import shutil
 import subprocess
@@ -13,7 +15,8 @@ import pytest
 import torch
 
 from course import registry
-from course.testing import compare
+from course.testing import case_inputs
+from harness import dtype_name, harness_params, run_case
 
 ROOT = Path(__file__).resolve().parents[1]
 OPS = registry.all_ops()
@@ -26,17 +29,34 @@ def device_for(impl: registry.Impl) -> str:
     return "cpu"
 
 
-@pytest.mark.parametrize("op,impl,case", [
-    pytest.param(op, impl, case, id=f"{op.name}-{impl.backend}-{case.name}")
-    for op in OPS for impl in op.impls[1:] for case in op.test_cases])
-def test_backend_matches_reference(op, impl, case, harness_log):
+@pytest.mark.parametrize("op,impl,case,dtype", harness_params())
+def test_backend_matches_reference(op, impl, case, dtype, harness_log):
     device = device_for(impl)
     available, why = impl.availability(device)
     if not available:
         pytest.skip(f"{impl.backend}: {why}")
-    result = compare(op, impl.load(), case, device=device)
-    harness_log.append((op.name, impl.backend, case.name, result.max_ratio))
-    assert result.ok, f"{op.name} / {impl.backend} / {case.name}:\n" + "\n".join(result.problems)
+    run_case(op, impl, impl.load(), case, dtype, device, harness_log)
+
+
+def refusal_params():
+    return [pytest.param(op, impl, dtype, id=f"{op.name}-{impl.backend}-{dtype_name(dtype)}")
+            for op in OPS for impl in op.impls for dtype in registry.FLOATS
+            if dtype not in impl.dtypes or (impl.interpreted_dtypes is not None
+                                            and dtype not in impl.interpreted_dtypes)]
+
+
+@pytest.mark.parametrize("op,impl,dtype", refusal_params())
+def test_backend_refuses_an_undeclared_dtype(op, impl, dtype):
+    device = device_for(impl)
+    available, why = impl.availability(device)
+    if not available:
+        pytest.skip(f"{impl.backend}: {why}")
+    if dtype in impl.supported_dtypes():
+        pytest.skip(f"{impl.backend} runs {dtype} here (compiled)")
+    case = op.test_cases[0]
+    kwargs = case_inputs(op, case, device, 0, dtype)
+    with pytest.raises(TypeError, match=f"{impl.backend}.*{dtype}"):
+        impl.load()(**kwargs)
 
 
 @pytest.mark.parametrize("op,impl", [pytest.param(op, impl, id=f"{op.name}-{impl.backend}")

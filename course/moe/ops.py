@@ -1,8 +1,11 @@
-"""The mixture-of-experts ops in the registry: dispatch and combine, their backends and test cases."""
+"""The mixture-of-experts ops in the registry: dispatch, combine and the experts, their backends,
+dtypes and test cases."""
 import torch
 
 from course.moe.dispatch import route_slots
-from course.registry import Case, Impl, Op, register
+from course.registry import FLOATS, Case, Impl, Op, register
+
+HALF_AND_SINGLE = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def routing(params: dict, generator: torch.Generator):
@@ -20,18 +23,34 @@ def routing(params: dict, generator: torch.Generator):
     return expert_index, top.softmax(dim=-1)
 
 
+def rows(n: int, d: int, params: dict, generator: torch.Generator) -> torch.Tensor:
+    """[n, d] random rows; `strided`: a transposed view (not contiguous); `nan_row`: that row NaN."""
+    x = torch.randn(d, n, generator=generator).t() if params.get("strided") else \
+        torch.randn(n, d, generator=generator)
+    if params.get("nan_row") is not None and params["nan_row"] < n:
+        x[params["nan_row"]] = float("nan")
+    return x
+
+
+def layout(t: torch.Tensor, params: dict) -> torch.Tensor:
+    """An index or gate tensor in the case's layout: `index_dtype`, `strided` (column-major)."""
+    if not t.is_floating_point():
+        t = t.to(params.get("index_dtype", torch.long))
+    return t.t().contiguous().t() if params.get("strided") else t
+
+
 def dispatch_inputs(params: dict, generator: torch.Generator) -> dict:
     expert_index, _ = routing(params, generator)
-    x = torch.randn(params["T"], params["D"], generator=generator)
-    return dict(x=x, expert_index=expert_index, num_experts=params["E"],
+    x = rows(params["T"], params["D"], params, generator)
+    return dict(x=x, expert_index=layout(expert_index, params), num_experts=params["E"],
                 capacity=params.get("capacity"))
 
 
 def combine_inputs(params: dict, generator: torch.Generator) -> dict:
     expert_index, gates = routing(params, generator)
     slot, counts = route_slots(expert_index, params["E"], params.get("capacity"))
-    y = torch.randn(int(counts.sum()), params["D"], generator=generator)
-    return dict(y=y, slot=slot, gates=gates)
+    y = rows(int(counts.sum()), params["D"], params, generator)
+    return dict(y=y, slot=layout(slot, params), gates=layout(gates, params))
 
 
 def dispatch_bytes(kwargs: dict, out) -> int:
@@ -58,7 +77,18 @@ TEST_CASES = (
     Case("D=1", dict(T=33, D=1, E=6, k=2)),
     Case("no tokens", dict(T=0, D=8, E=4, k=2)),
     Case("T=300 E=8 k=2", dict(T=300, D=64, E=8, k=2, capacity=80, skew=1.0)),
+    Case("k=1 capacity drops", dict(T=40, D=8, E=4, k=1, capacity=6, skew=2.0)),
+    Case("int32 indices", dict(T=50, D=8, E=5, k=2, capacity=12, index_dtype=torch.int32)),
+    Case("T=600 capacity", dict(T=600, D=24, E=8, k=2, capacity=120, skew=1.0)),  # many chunks
+    Case("D=160", dict(T=40, D=160, E=4, k=2)),  # wider than one block of columns
+    Case("strided inputs", dict(T=45, D=12, E=4, k=2, capacity=20, strided=True)),
+    Case("NaN row", dict(T=30, D=8, E=4, k=2, nan_row=3)),
+    Case("T=16384 D=1024 E=64 k=2", dict(T=16384, D=1024, E=64, k=2, capacity=640, skew=0.5),
+         devices=("cuda",)),  # the benchmark's shape
 )
+# Rows at T D >= 2^31 elements: int32 offsets overflow here (GPU only: 8.6 GB a tensor).
+BEYOND_INT32 = Case("T*D > 2^31", dict(T=2 ** 21 + 64, D=1024, E=8, k=1), devices=("cuda",),
+                    dtypes=(torch.float32,))
 
 BENCH_CASES = (
     Case("T=4096 D=512 E=8 k=2", dict(T=4096, D=512, E=8, k=2), devices=("cpu",)),
@@ -71,13 +101,13 @@ dispatch = register(Op(
     name="moe.dispatch",
     doc="Group token rows by expert, with optional capacity (GShard Algorithm 1).",
     impls=(
-        Impl("reference", "course.moe.dispatch:dispatch"),
-        Impl("token_loop", "course.moe.token_loop:dispatch_token_loop", devices=("cpu",)),
-        Impl("triton", "course.kernels.moe.triton_moe:dispatch", kind="triton"),
-        Impl("cuda", "course.kernels.moe.cuda_moe:dispatch", kind="cuda"),
+        Impl("reference", "course.moe.dispatch:dispatch", dtypes=FLOATS),
+        Impl("token_loop", "course.moe.token_loop:dispatch_token_loop", devices=("cpu",), dtypes=FLOATS),
+        Impl("triton", "course.kernels.moe.triton_moe:dispatch", kind="triton", dtypes=FLOATS),
+        Impl("cuda", "course.kernels.moe.cuda_moe:dispatch", kind="cuda", dtypes=HALF_AND_SINGLE),
     ),
     make_inputs=dispatch_inputs,
-    test_cases=TEST_CASES,
+    test_cases=TEST_CASES + (BEYOND_INT32,),
     bench_cases=BENCH_CASES,
     tol=1e-6,
     grad_inputs=("x",),
@@ -88,15 +118,18 @@ combine = register(Op(
     name="moe.combine",
     doc="Gate-weighted sum of each token's expert outputs (Shazeer et al. 2017, eq. 1).",
     impls=(
-        Impl("reference", "course.moe.dispatch:combine"),
-        Impl("token_loop", "course.moe.token_loop:combine_token_loop", devices=("cpu",)),
-        Impl("triton", "course.kernels.moe.triton_moe:combine", kind="triton"),
-        Impl("cuda", "course.kernels.moe.cuda_moe:combine", kind="cuda"),
+        Impl("reference", "course.moe.dispatch:combine", dtypes=FLOATS),
+        Impl("token_loop", "course.moe.token_loop:combine_token_loop", devices=("cpu",), dtypes=FLOATS),
+        Impl("triton", "course.kernels.moe.triton_moe:combine", kind="triton", dtypes=FLOATS),
+        Impl("cuda", "course.kernels.moe.cuda_moe:combine", kind="cuda", dtypes=HALF_AND_SINGLE),
     ),
     make_inputs=combine_inputs,
-    test_cases=TEST_CASES,
+    test_cases=TEST_CASES + (BEYOND_INT32,),
     bench_cases=BENCH_CASES,
     tol=1e-6,
+    # k products summed in float32 and rounded once: rounding-to-nearest stays far below these,
+    # truncation (about one ulp on half the entries) does not.
+    tols={torch.float16: 1.5e-4, torch.bfloat16: 1.2e-3},
     grad_inputs=("y", "gates"),
     bytes_moved=combine_bytes,
 ))
@@ -107,10 +140,12 @@ def expert_mlp_inputs(params: dict, generator: torch.Generator) -> dict:
     expert_index, _ = routing(params, generator)
     _, counts = route_slots(expert_index, params["E"], params.get("capacity"))
     D, H, E = params["D"], params.get("H", 2 * params["D"]), params["E"]
-    x = torch.randn(int(counts.sum()), D, generator=generator)
+    x = rows(int(counts.sum()), D, params, generator)
     w1 = torch.randn(E, D, H, generator=generator) / D ** 0.5
     w2 = torch.randn(E, H, D, generator=generator) / H ** 0.5
-    return dict(x=x, counts=counts, w1=w1, w2=w2)
+    if params.get("strided"):
+        w1 = w1.transpose(1, 2).contiguous().transpose(1, 2)
+    return dict(x=x, counts=layout(counts, params), w1=w1, w2=w2)
 
 
 def expert_mlp_bytes(kwargs: dict, out) -> int:
@@ -135,15 +170,19 @@ expert_mlp = register(Op(
     name="moe.expert_mlp",
     doc="Every expert's ReLU MLP over its block of grouped rows (a grouped matmul, no padding).",
     impls=(
-        Impl("reference", "course.moe.experts:expert_mlp"),
-        Impl("padded_bmm", "course.moe.experts:expert_mlp_padded"),
-        Impl("triton", "course.kernels.moe.triton_experts:expert_mlp", kind="triton"),
+        Impl("reference", "course.moe.experts:expert_mlp", dtypes=FLOATS),
+        Impl("padded_bmm", "course.moe.experts:expert_mlp_padded", dtypes=FLOATS),
+        # The interpreter's tl.dot multiplies bfloat16 bit patterns, not values (triton-lang/triton#11584).
+        Impl("triton", "course.kernels.moe.triton_experts:expert_mlp", kind="triton",
+             dtypes=HALF_AND_SINGLE, interpreted_dtypes=(torch.float32, torch.float16)),
         Impl("cuda", "course.kernels.moe.cuda_moe:expert_mlp", kind="cuda"),
     ),
     make_inputs=expert_mlp_inputs,
     test_cases=TEST_CASES,
     bench_cases=EXPERT_MLP_BENCH_CASES,
     tol=1e-5,
+    # The hidden layer h is stored in the input's dtype, so two roundings compound through W2.
+    tols={torch.float16: 3e-3, torch.bfloat16: 2.5e-2},
     grad_inputs=("x", "w1", "w2"),
     bytes_moved=expert_mlp_bytes,
 ))

@@ -29,7 +29,7 @@ def dispatch_token_loop(x, expert_index, num_experts: int, capacity: int | None 
     offsets = [sum(counts[:e]) for e in range(num_experts)]
     slot = [[-1 if p is None else offsets[p[0]] + p[1] for p in row] for row in place]
     rows = [x[t] for tokens in tokens_of for t in tokens]
-    grouped = torch.stack(rows) if rows else x.new_zeros(0, x.shape[1])
+    grouped = torch.stack(rows) if rows else x[:0]  # no rows kept: an empty slice of x
     device = x.device
     return Dispatched(grouped, torch.tensor(slot, dtype=torch.long, device=device).view(T, k),
                       torch.tensor(counts, dtype=torch.long, device=device))
@@ -43,11 +43,14 @@ def combine_token_loop(y, slot, gates):
     check_combine_args(y, slot, gates)
     T, k = slot.shape
     slots = slot.tolist()
+    sum_dtype = torch.promote_types(y.dtype, torch.float32)  # half types add up in float32, like kernels
     out = []
     for t in range(T):
-        total = y.new_zeros(y.shape[1])
+        total = y.new_zeros(y.shape[1], dtype=sum_dtype)
         for j in range(k):
             if slots[t][j] >= 0:
-                total = total + gates[t, j] * y[slots[t][j]]
-        out.append(total)
-    return torch.stack(out) if out else y.new_zeros(0, y.shape[1])
+                total = total + gates[t, j].to(sum_dtype) * y[slots[t][j]].to(sum_dtype)
+        out.append(total.to(y.dtype))
+    if not out:  # no tokens: an empty result that autograd still connects to y and gates
+        return y.new_zeros(0, y.shape[1]) + 0 * (y.sum() + gates.sum())
+    return torch.stack(out)

@@ -18,8 +18,9 @@ constexpr int kGemmThreadsY = kGemmTile / kGemmRowsPerThread;  // threads per bl
 
 __device__ __forceinline__ float apply_epilogue(float value, Epilogue epilogue, const float* gate,
                                                 int64_t at) {
-  if (epilogue == Epilogue::kRelu) return value > 0.0f ? value : 0.0f;
-  if (epilogue == Epilogue::kReluGrad) return gate[at] > 0.0f ? value : 0.0f;  // ReLU's output > 0
+  // As torch.relu and its gradient: a NaN passes through both (value > 0 ? value : 0 would drop it).
+  if (epilogue == Epilogue::kRelu) return value < 0.0f ? 0.0f : value;
+  if (epilogue == Epilogue::kReluGrad) return gate[at] <= 0.0f ? 0.0f : value;
   return value;
 }
 

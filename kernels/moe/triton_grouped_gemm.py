@@ -25,6 +25,8 @@ reference to rounding.
 import triton
 import triton.language as tl
 
+from course.kernels.rounding import to_storage
+
 
 @triton.jit
 def expert_mlp_fwd_kernel(a_ptr, w_ptr, gate_ptr, out_ptr, tile_expert_ptr, tile_start_ptr,
@@ -56,12 +58,12 @@ def expert_mlp_fwd_kernel(a_ptr, w_ptr, gate_ptr, out_ptr, tile_expert_ptr, tile
         acc = tl.dot(a, w, acc, input_precision=DOT_PRECISION)
     offs_out = offs_m[:, None] * N + offs_n[None, :]
     mask_out = mask_m[:, None] & mask_n[None, :]
-    if EPILOGUE == "relu":
-        acc = tl.maximum(acc, 0.0)
-    if EPILOGUE == "relu_grad":  # ReLU passes the gradient where its output was positive
+    if EPILOGUE == "relu":  # written as torch.relu is: a NaN passes (tl.maximum would drop it)
+        acc = tl.where(acc < 0, 0.0, acc)
+    if EPILOGUE == "relu_grad":  # the gradient passes unless ReLU's output was <= 0, as in torch
         h = tl.load(gate_ptr + offs_out, mask=mask_out, other=0.0)
-        acc = tl.where(h > 0, acc, 0.0)
-    tl.store(out_ptr + offs_out, acc.to(out_ptr.dtype.element_ty), mask=mask_out)
+        acc = tl.where(h <= 0, 0.0, acc)
+    tl.store(out_ptr + offs_out, to_storage(acc, out_ptr.dtype.element_ty), mask=mask_out)
 
 
 @triton.jit
@@ -90,5 +92,5 @@ def expert_mlp_bwd_kernel(a_ptr, b_ptr, grad_w_ptr, offsets_ptr, K, N, DOT_PRECI
                     mask=mask_m[:, None] & mask_n[None, :], other=0.0)  # [BLOCK_M, BLOCK_N]
         acc = tl.dot(a_t, b, acc, input_precision=DOT_PRECISION)
     grad_w_ptr += pid_e.to(tl.int64) * K * N
-    tl.store(grad_w_ptr + offs_k[:, None] * N + offs_n[None, :], acc.to(grad_w_ptr.dtype.element_ty),
+    tl.store(grad_w_ptr + offs_k[:, None] * N + offs_n[None, :], to_storage(acc, grad_w_ptr.dtype.element_ty),
              mask=mask_k[:, None] & mask_n[None, :])

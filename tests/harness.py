@@ -1,0 +1,32 @@
+"""The harness's parameters and its one case runner, shared by tests/test_ops.py (every backend
+where it runs) and tests/test_cuda_emulated.py (the CUDA backends on the CPU emulator)."""
+import pytest
+import torch
+
+from course import registry
+from course.testing import compare
+
+OPS = registry.all_ops()
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def harness_params(impls_of=lambda op: op.impls[1:]):
+    """(op, impl, case, dtype) for every backend, case and dtype of the axis (FLOATS)."""
+    return [pytest.param(op, impl, case, dtype,
+                         id=f"{op.name}-{impl.backend}-{case.name}-{dtype_name(dtype)}")
+            for op in OPS for impl in impls_of(op) for case in op.test_cases
+            for dtype in registry.FLOATS if case.dtypes is None or dtype in case.dtypes]
+
+
+def run_case(op, impl, fn, case, dtype, device, harness_log, backend=None):
+    """One harness case on `device`: skipped where the case or the dtype does not run there."""
+    if device not in case.devices:
+        pytest.skip(f"case {case.name!r} is sized for {', '.join(case.devices)}")
+    if dtype not in impl.supported_dtypes():
+        pytest.skip(f"{impl.backend} does not declare {dtype} here (refusal checked separately)")
+    result = compare(op, fn, case, device=device, dtype=dtype)
+    harness_log.append((op.name, backend or impl.backend, case.name, dtype_name(dtype), result.max_ratio))
+    assert result.ok, f"{op.name} / {impl.backend} / {result.case}:\n" + "\n".join(result.problems)
