@@ -1,9 +1,11 @@
 """One benchmark runner over the registry: time every backend of every op, write records as JSON.
 
 `course bench` runs the op's `bench_cases` for the device at hand with every backend that runs there
-(the Triton interpreter is a correctness tool and is never timed), prints a table, and merges the
-records into `benchmarks/results/<device>.json`. Notebooks and widgets draw speed plots from those files,
-so each sentence about speed can point at a measured number and the device it was measured on.
+(the Triton interpreter is a correctness tool and is never timed), in each dtype the case names,
+prints a table, and merges the records into `benchmarks/results/<device>.json`. Matmul-like ops (those
+that count their `flops`) are reported in TFLOP/s, memory-bound ones in GB/s, each with its fraction of
+the device's peak for that dtype. Notebooks draw speed plots from those files, `auto` picks backends
+by them, and each sentence about speed can point at a measured number and the device it was measured on.
 """
 import datetime
 import json
@@ -18,9 +20,16 @@ import torch
 
 from course import registry
 
-# Peak memory bandwidth (GB/s) from the vendors' data sheets, to report the fraction reached.
-PEAK_GBPS = {"H100 80GB HBM3": 3350.0, "H100 PCIe": 2000.0, "H200": 4800.0, "A100-SXM4-80GB": 2039.0,
-             "A100-SXM4-40GB": 1555.0, "L4": 300.0}
+# Peaks from the vendors' data sheets, to report the fraction reached: memory bandwidth (GB/s), and
+# dense arithmetic (TFLOP/s) in float32 without tensor cores and in 16-bit floats with them.
+PEAKS = {  # name part -> (GB/s, {dtype: TFLOP/s})
+    "H200": (4800.0, {"float32": 67.0, "float16": 989.0, "bfloat16": 989.0, "float64": 34.0}),
+    "H100 80GB HBM3": (3350.0, {"float32": 67.0, "float16": 989.0, "bfloat16": 989.0, "float64": 34.0}),
+    "H100 PCIe": (2000.0, {"float32": 51.0, "float16": 756.0, "bfloat16": 756.0, "float64": 26.0}),
+    "A100-SXM4-80GB": (2039.0, {"float32": 19.5, "float16": 312.0, "bfloat16": 312.0, "float64": 9.7}),
+    "A100-SXM4-40GB": (1555.0, {"float32": 19.5, "float16": 312.0, "bfloat16": 312.0, "float64": 9.7}),
+    "L4": (300.0, {"float32": 30.0, "float16": 121.0, "bfloat16": 121.0}),
+}
 
 
 @dataclass
@@ -31,7 +40,9 @@ class Record:
     device: str
     ms: float  # median wall time of one forward call
     gbps: float | None = None  # bytes moved / time
-    peak_fraction: float | None = None  # gbps / the device's peak bandwidth
+    peak_fraction: float | None = None  # tflops / peak TFLOP/s where the op counts flops, else GB/s
+    dtype: str = "float32"
+    tflops: float | None = None  # floating-point operations / time
 
 
 def device_name(device: str = "cpu") -> str:
@@ -48,11 +59,12 @@ def device_name(device: str = "cpu") -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def peak_gbps(device: str) -> float | None:
+def peaks(device: str) -> tuple[float | None, dict]:
+    """(peak GB/s, {dtype: peak TFLOP/s}) of `device`, (None, {}) where the data sheet is not known."""
     if torch.device(device).type != "cuda":
-        return None
+        return None, {}
     name = torch.cuda.get_device_name()
-    return next((v for k, v in PEAK_GBPS.items() if k in name), None)
+    return next((v for k, v in PEAKS.items() if k in name), (None, {}))
 
 
 def time_call(fn, kwargs: dict, device: str, min_seconds: float = 0.3, max_calls: int = 200) -> float:
@@ -85,28 +97,37 @@ def runnable(op: registry.Op, device: str) -> list[registry.Impl]:
 
 def run(op_names=None, device: str = "cpu", progress: bool = True,
         min_seconds: float = 0.3) -> list[Record]:
-    """Time every (op, backend, case) that runs on `device`; one Record each.
+    """Time every (op, backend, case, dtype) that runs on `device`; one Record each.
 
     Each is called for at least `min_seconds` (and 3 times) after a warm-up; the median is kept.
     """
     from tqdm.auto import tqdm
 
+    from course.testing import cast_floats
+
     ops = [registry.get(n) for n in op_names] if op_names else registry.all_ops()
-    jobs = [(op, impl, case) for op in ops for case in op.bench_cases if device in case.devices
-            for impl in runnable(op, device)]
-    name, peak = device_name(device), peak_gbps(device)
+    jobs = [(op, impl, case, dtype) for op in ops for case in op.bench_cases if device in case.devices
+            for dtype in case.dtypes or (torch.float32,)
+            for impl in runnable(op, device) if dtype in impl.supported_dtypes()]
+    name, (peak_gbps, peak_tflops) = device_name(device), peaks(device)
     records = []
-    for op, impl, case in tqdm(jobs, desc=f"bench on {name}", disable=not progress):
-        kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v
-                  for k, v in op.make_inputs(case.params, torch.Generator().manual_seed(0)).items()}
+    for op, impl, case, dtype in tqdm(jobs, desc=f"bench on {name}", disable=not progress):
+        made = op.make_inputs(case.params, torch.Generator().manual_seed(0))
+        kwargs = cast_floats({k: v.to(device) if isinstance(v, torch.Tensor) else v
+                              for k, v in made.items()}, dtype)
         fn = impl.load()
         ms = time_call(fn, kwargs, device, min_seconds=min_seconds)
-        gbps = None
+        dtype_name = str(dtype).removeprefix("torch.")
+        record = Record(op.name, impl.backend, case.name, name, ms, dtype=dtype_name)
         if op.bytes_moved is not None:
             with torch.no_grad():
-                gbps = op.bytes_moved(kwargs, fn(**kwargs)) / (ms * 1e-3) / 1e9
-        records.append(Record(op.name, impl.backend, case.name, name, ms, gbps,
-                              gbps / peak if gbps and peak else None))
+                record.gbps = op.bytes_moved(kwargs, fn(**kwargs)) / (ms * 1e-3) / 1e9
+            record.peak_fraction = record.gbps / peak_gbps if peak_gbps else None
+        if op.flops is not None:
+            record.tflops = op.flops(kwargs) / (ms * 1e-3) / 1e12
+            peak = peak_tflops.get(dtype_name)
+            record.peak_fraction = record.tflops / peak if peak else None
+        records.append(record)
     return records
 
 
@@ -122,13 +143,15 @@ def write(records: list[Record], root: Path) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         old = json.loads(path.read_text())["records"] if path.exists() else []
         new = [asdict(r) for r in records if r.device == device]
-        keys = {(r["op"], r["backend"], r["case"]) for r in new}
-        merged = [r for r in old if (r["op"], r["backend"], r["case"]) not in keys] + new
+        key = lambda r: (r["op"], r["backend"], r["case"], r.get("dtype", "float32"))  # noqa: E731
+        keys = {key(r) for r in new}
+        merged = [r for r in old if key(r) not in keys] + new
         path.write_text(json.dumps({
             "device": device,
             "torch": torch.__version__,
             "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "records": sorted(merged, key=lambda r: (r["op"], r["case"], r["backend"])),
+            "records": sorted(merged, key=lambda r: (r["op"], r["case"], r.get("dtype", "float32"),
+                                                     r["backend"])),
         }, indent=1) + "\n")
         paths.append(path)
     return paths
@@ -142,12 +165,21 @@ def load(root: Path) -> list[dict]:
     return out
 
 
+def load_device(root: Path, device_name_: str) -> list[dict]:
+    """The records of one device (`device_name`), [] where it has none."""
+    path = results_path(device_name_, root)
+    return json.loads(path.read_text())["records"] if path.exists() else []
+
+
 def table(records) -> str:
     """Records (dataclasses or dicts) as an aligned text table."""
     rows = [r if isinstance(r, dict) else asdict(r) for r in records]
-    lines = [f"{'op':<16}{'case':<32}{'backend':<12}{'ms':>10}{'GB/s':>9}{'of peak':>9}"]
+    lines = [f"{'op':<18}{'case':<32}{'dtype':<10}{'backend':<12}{'ms':>10}{'GB/s':>9}{'TFLOP/s':>9}"
+             f"{'of peak':>9}"]
     for r in rows:
         gbps = f"{r['gbps']:.1f}" if r.get("gbps") else "-"
+        tflops = f"{r['tflops']:.2f}" if r.get("tflops") else "-"
         peak = f"{100 * r['peak_fraction']:.0f}%" if r.get("peak_fraction") else "-"
-        lines.append(f"{r['op']:<16}{r['case']:<32}{r['backend']:<12}{r['ms']:>10.3f}{gbps:>9}{peak:>9}")
+        lines.append(f"{r['op']:<18}{r['case']:<32}{r.get('dtype', 'float32'):<10}{r['backend']:<12}"
+                     f"{r['ms']:>10.3f}{gbps:>9}{tflops:>9}{peak:>9}")
     return "\n".join(lines)

@@ -119,9 +119,14 @@ def cmd_bench(args) -> int:
     if args.op:
         names = [op.name for op in registry.all_ops() if args.op in (op.name, op.family)]
         if not names:
-            print(f"no op or family {args.op!r}; ops: {', '.join(o.name for o in registry.all_ops())}")
-            return 1
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            print(f"course bench: no op or family {args.op!r}; ops: "
+                  f"{', '.join(o.name for o in registry.all_ops())}", file=sys.stderr)
+            return 2
+    device = args.device or registry.default_device()
+    if device == "cuda" and not torch.cuda.is_available():
+        print("course bench: --device cuda needs a CUDA GPU, and torch sees none here "
+              f"(torch {torch.__version__}); leave out --device to time the CPU", file=sys.stderr)
+        return 2
     records = bench.run(names, device)
     print(bench.table(records))
     if not args.no_write:

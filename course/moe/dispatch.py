@@ -6,14 +6,16 @@ expert e keeps only its first C assignments and drops the rest, as in GShard (Le
 Algorithm 1) and Switch Transformer (Fedus et al. 2021, eq. 3): every token's first choice has priority
 over any second choice, and within one choice rank earlier tokens come first. Combine is the inverse:
 each token sums its experts' outputs weighted by its gates (Shazeer et al. 2017, eq. 1); a dropped
-assignment contributes nothing.
+assignment contributes nothing. Both walk the grouped rows, each of which knows the (token, choice)
+it holds (`assignment_of_rows`): dispatch gathers token rows into it, combine adds the gate-weighted
+rows back into their tokens.
 
 Shapes: T tokens, D features, E experts, k experts per token, S kept assignments (S <= T k).
 """
 from typing import NamedTuple
 
 import torch
-from einops import einsum, rearrange
+from einops import rearrange
 
 from course.checks import (check_index_range, check_int, check_same_device, check_shape,
                            check_tensor)
@@ -92,6 +94,22 @@ def route_slots(expert_index, num_experts: int, capacity: int | None):
     return rearrange(slot, "(k T) -> T k", k=k), counts
 
 
+def assignment_of_rows(slot, num_rows: int):
+    """The inverse of `slot`: which (token, choice) each grouped row holds.
+
+    slot [T, k] (-1 where dropped) -> token [S], choice [S] with slot[token[s], choice[s]] = s.
+    """
+    T, k = slot.shape
+    kept = slot >= 0
+    token = torch.arange(T, device=slot.device).unsqueeze(1).expand(T, k)
+    choice = torch.arange(k, device=slot.device).expand(T, k)
+    rows = slot[kept].long()
+    token_of_row = torch.empty(num_rows, dtype=torch.long, device=slot.device)
+    choice_of_row = torch.empty(num_rows, dtype=torch.long, device=slot.device)
+    token_of_row[rows], choice_of_row[rows] = token[kept], choice[kept]
+    return token_of_row, choice_of_row
+
+
 def dispatch(x, expert_index, num_experts: int, capacity: int | None = None) -> Dispatched:
     """Group token rows by expert (GShard Algorithm 1 dispatch, no padding).
 
@@ -99,22 +117,18 @@ def dispatch(x, expert_index, num_experts: int, capacity: int | None = None) -> 
     """
     check_dispatch_args(x, expert_index, num_experts, capacity)
     slot, counts = route_slots(expert_index, num_experts, capacity)
-    kept = slot >= 0
-    token = torch.arange(x.shape[0], device=x.device).unsqueeze(1).expand_as(slot)  # [T, k]
-    token_of_row = torch.empty(int(counts.sum()), dtype=torch.long, device=x.device)  # [S]
-    token_of_row[slot[kept]] = token[kept]
-    return Dispatched(x.index_select(0, token_of_row), slot, counts)
+    token, _ = assignment_of_rows(slot, int(counts.sum()))  # [S]
+    return Dispatched(x.index_select(0, token), slot, counts)
 
 
 def combine(y, slot, gates):
     """Gate-weighted sum of each token's expert outputs (Shazeer et al. 2017, eq. 1).
 
+    Every grouped row adds its output, times its gate, into the token it came from; a dropped
+    assignment has no row, so it adds nothing.
     y [S, D] expert outputs in grouped order, slot [T, k], gates [T, k] -> [T, D].
     """
     check_combine_args(y, slot, gates)
-    T, k = slot.shape
-    S = y.shape[0]
-    y_padded = torch.cat([y, y.new_zeros(1, y.shape[1])])  # [S + 1, D], row S reads as zero
-    row = torch.where(slot >= 0, slot.long(), S)  # dropped assignments read the zero row
-    picked = rearrange(y_padded.index_select(0, row.flatten()), "(T k) D -> T k D", k=k)
-    return einsum(gates, picked, "T k, T k D -> T D")
+    token, choice = assignment_of_rows(slot, y.shape[0])  # [S] each
+    weighted = y * gates[token, choice].unsqueeze(1)  # [S, D] gate_tj * E_j(x_t)
+    return y.new_zeros(slot.shape[0], y.shape[1]).index_add(0, token, weighted)  # [T, D]

@@ -90,11 +90,13 @@ TEST_CASES = (
 BEYOND_INT32 = Case("T*D > 2^31", dict(T=2 ** 21 + 64, D=1024, E=8, k=1), devices=("cuda",),
                     dtypes=(torch.float32,))
 
+GPU_DTYPES = (torch.float32, torch.bfloat16)
 BENCH_CASES = (
     Case("T=4096 D=512 E=8 k=2", dict(T=4096, D=512, E=8, k=2), devices=("cpu",)),
     Case("T=4096 D=512 E=64 k=2", dict(T=4096, D=512, E=64, k=2), devices=("cpu",)),
-    Case("T=16384 D=1024 E=8 k=2", dict(T=16384, D=1024, E=8, k=2), devices=("cuda",)),
-    Case("T=16384 D=1024 E=64 k=2", dict(T=16384, D=1024, E=64, k=2), devices=("cuda",)),
+    Case("T=16384 D=1024 E=8 k=2", dict(T=16384, D=1024, E=8, k=2), devices=("cuda",), dtypes=GPU_DTYPES),
+    Case("T=16384 D=1024 E=64 k=2", dict(T=16384, D=1024, E=64, k=2), devices=("cuda",),
+         dtypes=GPU_DTYPES),
 )
 
 dispatch = register(Op(
@@ -161,10 +163,16 @@ EXPERT_MLP_BENCH_CASES = (
     Case("T=4096 D=512 H=512 E=8 k=2", dict(T=4096, D=512, H=512, E=8, k=2), devices=("cpu",)),
     Case("T=4096 D=512 H=512 E=64 k=2", dict(T=4096, D=512, H=512, E=64, k=2), devices=("cpu",)),
     Case("T=16384 D=1024 H=2048 E=8 k=2", dict(T=16384, D=1024, H=2048, E=8, k=2),
-         devices=("cuda",)),
+         devices=("cuda",), dtypes=GPU_DTYPES),
     Case("T=16384 D=1024 H=2048 E=64 k=2", dict(T=16384, D=1024, H=2048, E=64, k=2),
-         devices=("cuda",)),
+         devices=("cuda",), dtypes=GPU_DTYPES),
 )
+
+
+def expert_mlp_flops(kwargs: dict) -> int:
+    """Two products per row, x W1_e then h W2_e: 2 S D H multiply-adds each."""
+    S, D = kwargs["x"].shape
+    return 2 * 2 * S * D * kwargs["w1"].shape[2]
 
 expert_mlp = register(Op(
     name="moe.expert_mlp",
@@ -185,4 +193,39 @@ expert_mlp = register(Op(
     tols={torch.float16: 3e-3, torch.bfloat16: 2.5e-2},
     grad_inputs=("x", "w1", "w2"),
     bytes_moved=expert_mlp_bytes,
+    flops=expert_mlp_flops,
+))
+
+
+def round_trip_inputs(params: dict, generator: torch.Generator) -> dict:
+    expert_index, gates = routing(params, generator)
+    x = rows(params["T"], params["D"], params, generator)
+    return dict(x=x, expert_index=layout(expert_index, params), gates=layout(gates, params),
+                num_experts=params["E"], capacity=params.get("capacity"))
+
+
+def round_trip_bytes(kwargs: dict, out) -> int:
+    """Token rows read and written twice (into the experts' rows and back), indices and gates read."""
+    x, index = kwargs["x"], kwargs["expert_index"]
+    return 2 * (x.numel() + index.numel() * x.shape[1]) * x.element_size() + index.numel() * 16
+
+
+# The peer: what users write instead (transformers' Mixtral block), checked by the same harness.
+PEER_BENCH_CASES = (Case("T=16384 D=256 E=8 k=2", dict(T=16384, D=256, E=8, k=2), devices=("cpu",)),
+                    *BENCH_CASES)
+round_trip = register(Op(
+    name="moe.dispatch_combine",
+    doc="Dispatch, identity experts, combine: an MoE layer's data movement, against Mixtral's loop.",
+    impls=(
+        Impl("reference", "course.moe.peer:dispatch_combine", dtypes=FLOATS),
+        Impl("mixtral_loop", "course.moe.peer:mixtral_loop", dtypes=FLOATS),
+    ),
+    make_inputs=round_trip_inputs,
+    test_cases=tuple(c for c in TEST_CASES if c.name in {
+        "T=64 E=4 k=2", "capacity drops", "k=1 capacity drops", "int32 indices", "T=600 capacity",
+        "strided inputs", "NaN row", "no tokens", "empty expert", "T=16384 D=1024 E=64 k=2"}),
+    bench_cases=PEER_BENCH_CASES,
+    tol=1e-6,
+    grad_inputs=("x", "gates"),
+    bytes_moved=round_trip_bytes,
 ))
