@@ -14,12 +14,13 @@ and checks that the others are refused. `auto` picks, among the backends that ru
 device and support their dtype, the fastest by this device's benchmark records where they exist,
 else the first of cuda, compiled Triton, the reference; `Op.choose` says why.
 """
-import functools
 import importlib
+import importlib.util
 import inspect
 import math
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
@@ -56,33 +57,42 @@ class Impl:
         return self.dtypes
 
 
-@functools.cache
 def triton_importable() -> bool:
-    """Whether `import triton` works here (importing it does not fix the interpreter setting)."""
-    try:
-        import triton  # noqa: F401
-    except ImportError:
+    """Whether Triton is installed here (found without importing it: Triton decides at import whether
+    its own kernels are interpreted, so the first import must come after `prepare_triton`)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def triton_imported_for_compilation() -> bool:
+    """Whether triton.language was imported while the interpreter was off (its kernels, the standard
+    library's included, then never run on the CPU in this process)."""
+    language = sys.modules.get("triton.language")
+    if language is None:
         return False
-    return True
+    from triton.runtime.jit import JITFunction
+
+    return isinstance(getattr(language, "sum", None), JITFunction)
 
 
 def triton_mode() -> str | None:
-    """'compiled' on a CUDA GPU, 'interpreter' under TRITON_INTERPRET=1, None without Triton."""
+    """'compiled' on a CUDA GPU, 'interpreter' under TRITON_INTERPRET=1, None without Triton (or with a
+    Triton that was imported for compilation on a machine without a GPU)."""
     if not triton_importable():
         return None
     if os.environ.get("TRITON_INTERPRET") == "1":
-        return "interpreter"
+        return None if triton_imported_for_compilation() else "interpreter"
     return "compiled" if torch.cuda.is_available() else None
 
 
 def prepare_triton() -> str:
-    """Turn on the Triton interpreter where there is no GPU; call before any kernel is imported.
+    """Turn on the Triton interpreter where there is no GPU; call before anything imports Triton.
 
-    Returns how Triton kernels will run here: 'compiled', 'interpreter' or 'unavailable'.
+    Returns how Triton kernels will run here: 'compiled', 'interpreter', or 'unavailable' and why.
     """
     if not torch.cuda.is_available():
         os.environ.setdefault("TRITON_INTERPRET", "1")
-    return triton_mode() or "unavailable"
+    mode = triton_mode()
+    return mode or f"unavailable ({backend_availability('triton', 'cpu')[1]})"
 
 
 def backend_availability(kind: str, device: str = "cpu") -> tuple[bool, str]:
@@ -95,6 +105,10 @@ def backend_availability(kind: str, device: str = "cpu") -> tuple[bool, str]:
         if mode is None:
             if not triton_importable():
                 return False, "Triton is not installed (pip install 'course[triton]')"
+            if os.environ.get("TRITON_INTERPRET") == "1" and triton_imported_for_compilation():
+                return False, ("Triton was imported before its CPU interpreter was switched on, so its "
+                               "kernels cannot run in this process: restart the kernel and call "
+                               "course.setup() before anything imports triton")
             return False, "no CUDA GPU, and TRITON_INTERPRET=1 was not set for the CPU interpreter"
         if mode == "interpreter" and on_gpu:
             return False, "the Triton interpreter runs on CPU tensors only"

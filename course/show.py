@@ -62,7 +62,15 @@ def show(target) -> Source:
     if isinstance(target, str):
         return _source_from_file(target)
     target = getattr(target, "fn", target)  # a Triton kernel wraps the Python function as .fn
+    if not (inspect.isfunction(target) or inspect.ismethod(target) or inspect.isclass(target)
+            or inspect.ismodule(target)):
+        raise TypeError(f"show: `target` must be a function, class, kernel or module, or a "
+                        f"'module:name' string; got {type(target).__name__} {target!r:.60}.")
+    try:
+        source = inspect.getsource(target)
+    except (OSError, TypeError) as error:  # built in, or defined where no file holds the source
+        raise TypeError(f"show: no Python source for {target!r:.60} ({error}).") from None
     module = inspect.getmodule(target)
     name = getattr(target, "__qualname__", getattr(target, "__name__", ""))
     origin = f"{module.__name__}.{name}" if module and module is not target else name
-    return Source(inspect.getsource(target), origin)
+    return Source(source, origin)

@@ -2,6 +2,7 @@
 
 (Triton's interpreter is switched on, and the suite's budgets kept, by ../conftest.py.)
 """
+import contextlib
 import importlib
 import shutil
 
@@ -44,6 +45,8 @@ def emulate_cuda(monkeypatch):
         module = importlib.import_module(module_name)
         monkeypatch.setattr(module, "extension", lambda: emulated)
         monkeypatch.setattr(module, "_stream", lambda: 0)  # the emulator runs launches in order
+        monkeypatch.setattr(module, "check_device", lambda where, t: None)  # CPU memory is its device
+        monkeypatch.setattr(module, "on_device_of", lambda t: contextlib.nullcontext())
         return emulated
 
     return use

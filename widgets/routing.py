@@ -183,7 +183,9 @@ class RoutingWidget(View):
     """Controls (router, k, capacity factor, gate noise, balance-loss weight) over the three panels.
 
     `train_router(w_balance) -> (w_gate, w_noise)`, when given, retrains the router for a balance-loss
-    weight; each weight is trained once and remembered.
+    weight; each weight is trained once and remembered. `capacity_factor=None` starts with no capacity
+    (the "capacity limit" box unticked), as `route` reads None; a factor or noise beyond the sliders'
+    usual range widens the range rather than being clipped.
     """
 
     gallery_control = "capacity factor"
@@ -195,16 +197,30 @@ class RoutingWidget(View):
         self.w_gate, self.w_noise = w_gate, w_noise
         self.extent = float(x.abs().max()) * 1.1
         E = w_gate.shape[1]
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= E:
+            raise ValueError(f"RoutingWidget: `k` must be an int in [1, E] = [1, {E}] (E from "
+                             f"w_gate.shape[1]); got {k!r}.")
+        for name, value in (("capacity_factor", capacity_factor), ("noise_scale", noise_scale)):
+            if value is not None and not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
+                raise ValueError(f"RoutingWidget: `{name}` must be a finite number >= 0"
+                                 f"{' or None' if name == 'capacity_factor' else ''}; got {value!r}.")
+        if capacity_factor is not None and capacity_factor <= 0:
+            raise ValueError(f"RoutingWidget: `capacity_factor` must be > 0 or None (no capacity); "
+                             f"got {capacity_factor!r}.")
         style = dict(continuous_update=False, style={"description_width": "initial"})
         self.router = widgets.ToggleButtons(options=ROUTERS, value="top-k", description="router",
                                             style={"button_width": "74px"},
                                             layout=widgets.Layout(flex="0 0 auto"))
         self.k = widgets.IntSlider(value=k, min=1, max=E, description="experts per token k",
                                    layout=control_layout(), **style)
-        self.capacity_factor = widgets.FloatSlider(value=capacity_factor, min=0.25, max=3.0, step=0.25,
+        factor = 1.0 if capacity_factor is None else float(capacity_factor)
+        self.limit = widgets.Checkbox(value=capacity_factor is not None, description="capacity limit",
+                                      indent=False, layout=widgets.Layout(width="auto"))
+        self.capacity_factor = widgets.FloatSlider(value=factor, min=min(0.25, factor),
+                                                   max=max(3.0, factor), step=0.25,
                                                    description="capacity factor",
                                                    layout=control_layout(), **style)
-        self.noise = widgets.FloatSlider(value=noise_scale, min=0.0, max=3.0, step=0.25,
+        self.noise = widgets.FloatSlider(value=noise_scale, min=0.0, max=max(3.0, noise_scale), step=0.25,
                                          description="gate noise", disabled=w_noise is None,
                                          layout=control_layout(), **style)
         self.balance = widgets.SelectionSlider(options=BALANCE_WEIGHTS, value=BALANCE_WEIGHTS[0],
@@ -213,11 +229,11 @@ class RoutingWidget(View):
                                                layout=control_layout(), **style)
         self.summary = widgets.HTML()
         self.figure = self._empty_figure(E)
-        for control in (self.router, self.k, self.capacity_factor, self.noise):
+        for control in (self.router, self.k, self.limit, self.capacity_factor, self.noise):
             control.observe(self.update, names="value")
         self.balance.observe(self.retrain, names="value")
         self.widget = widgets.VBox([
-            wrapping_row([self.router, self.k, self.capacity_factor]),
+            wrapping_row([self.router, self.k, self.limit, self.capacity_factor]),
             wrapping_row([self.noise, self.balance]), self.summary, self.figure, FitPlotsToWidth()],
             layout=widgets.Layout(width="100%", overflow="auto"))
         if train_router is not None:
@@ -234,8 +250,9 @@ class RoutingWidget(View):
             self.update()
 
     def routing(self) -> Routing:
-        return route(self.x, self.w_gate, self.w_noise, self.k.value, self.capacity_factor.value,
-                     self.noise.value, self.seed, self.router.value)
+        factor = self.capacity_factor.value if self.limit.value else None
+        return route(self.x, self.w_gate, self.w_noise, self.k.value, factor, self.noise.value,
+                     self.seed, self.router.value)
 
     def _empty_figure(self, E: int) -> go.FigureWidget:
         fig = make_subplots(rows=1, cols=3, column_widths=[0.32, 0.4, 0.28], horizontal_spacing=0.08,
@@ -270,7 +287,8 @@ class RoutingWidget(View):
 
     def update(self, change=None):
         smear = self.router.value == "SMEAR"
-        self.k.disabled = self.capacity_factor.disabled = smear  # SMEAR merges all, drops none
+        self.k.disabled = self.limit.disabled = smear  # SMEAR merges all, drops none
+        self.capacity_factor.disabled = smear or not self.limit.value
         r = self.routing()
         traces, shapes = panel_updates(r, self.w_gate, self.extent)
         for index, props in traces.items():

@@ -12,6 +12,8 @@ rows back into their tokens.
 
 Shapes: T tokens, D features, E experts, k experts per token, S kept assignments (S <= T k).
 """
+import math
+from fractions import Fraction
 from typing import NamedTuple
 
 import torch
@@ -34,18 +36,24 @@ class Dispatched(NamedTuple):
         return torch.nn.functional.pad(self.counts.cumsum(0), (1, 0))
 
 
+def check_route_args(expert_index, num_experts, capacity, where="moe.route_slots"):
+    """Validate a routing: expert_index [T, k] in [0, num_experts), k <= num_experts, capacity >= 1."""
+    check_tensor(where, "expert_index", expert_index, ndim=2, kind="int")
+    check_int(where, "num_experts", num_experts, low=1)
+    check_int(where, "k = expert_index.shape[1]", expert_index.shape[1], low=1, high=num_experts)
+    check_int(where, "capacity", capacity, low=1, allow_none=True)
+    check_index_range(where, "expert_index", expert_index, num_experts, "num_experts")
+
+
 def check_dispatch_args(x, expert_index, num_experts, capacity, where="moe.dispatch"):
     """Validate the arguments shared by every dispatch backend."""
     check_tensor(where, "x", x, ndim=2, kind="float")
     check_tensor(where, "expert_index", expert_index, ndim=2, kind="int")
     check_same_device(where, x=x, expert_index=expert_index)
-    check_int(where, "num_experts", num_experts, low=1)
     if expert_index.shape[0] != x.shape[0]:
         check_shape(where, "expert_index", expert_index, (x.shape[0], expert_index.shape[1]),
                     "[T, k] with T = x.shape[0]")
-    check_int(where, "k = expert_index.shape[1]", expert_index.shape[1], low=1, high=num_experts)
-    check_int(where, "capacity", capacity, low=1, allow_none=True)
-    check_index_range(where, "expert_index", expert_index, num_experts, "num_experts")
+    check_route_args(expert_index, num_experts, capacity, where)
 
 
 def check_combine_args(y, slot, gates, where="moe.combine"):
@@ -68,11 +76,23 @@ def check_combine_args(y, slot, gates, where="moe.combine"):
                          f"({kept.unique().numel()} distinct rows) for {y.shape[0]} rows of `y`.")
 
 
-def expert_capacity(num_tokens: int, num_experts: int, k: int, capacity_factor: float) -> int:
-    """Switch Transformer eq. 3: capacity = ceil(capacity_factor * T k / E), at least 1."""
-    if capacity_factor <= 0:
-        raise ValueError(f"expert_capacity: `capacity_factor` must be > 0; got {capacity_factor}.")
-    return max(1, int(-(-capacity_factor * num_tokens * k // num_experts)))
+def expert_capacity(num_tokens: int, num_experts: int, k: int, capacity_factor) -> int:
+    """Switch Transformer eq. 3: capacity = ceil(capacity_factor * T k / E), at least 1.
+
+    In exact arithmetic: a float factor is read as the decimal it prints as (1.1 is 11/10), so
+    1.1 * 25 * 2 / 5 is 11, not the 11.000000000000002 of floating point, whose ceiling is 12.
+    """
+    where = "expert_capacity"
+    check_int(where, "num_tokens", num_tokens, low=1)
+    check_int(where, "num_experts", num_experts, low=1)
+    check_int(where, "k", k, low=1, high=num_experts)
+    if isinstance(capacity_factor, bool) or not isinstance(capacity_factor, (int, float, Fraction)) \
+            or not capacity_factor > 0 or capacity_factor == float("inf"):
+        raise ValueError(f"{where}: `capacity_factor` must be a finite number > 0; got "
+                         f"{capacity_factor!r}.")
+    factor = Fraction(repr(capacity_factor)) if isinstance(capacity_factor, float) \
+        else Fraction(capacity_factor)
+    return max(1, math.ceil(factor * num_tokens * k / num_experts))
 
 
 def route_slots(expert_index, num_experts: int, capacity: int | None):
@@ -80,6 +100,12 @@ def route_slots(expert_index, num_experts: int, capacity: int | None):
 
     expert_index [T, k] -> slot [T, k] (-1 where dropped), counts [E] (kept per expert).
     """
+    check_route_args(expert_index, num_experts, capacity)
+    return counting_sort_slots(expert_index, num_experts, capacity)
+
+
+def counting_sort_slots(expert_index, num_experts: int, capacity: int | None):
+    """`route_slots` without the argument checks (dispatch has made them)."""
     T, k = expert_index.shape
     expert = rearrange(expert_index.long(), "T k -> (k T)")  # priority order: choice, then token
     order = torch.argsort(expert, stable=True)  # grouped by expert, priority kept inside a group
@@ -116,7 +142,7 @@ def dispatch(x, expert_index, num_experts: int, capacity: int | None = None) -> 
     x [T, D], expert_index [T, k] -> Dispatched(x [S, D], slot [T, k], counts [E]).
     """
     check_dispatch_args(x, expert_index, num_experts, capacity)
-    slot, counts = route_slots(expert_index, num_experts, capacity)
+    slot, counts = counting_sort_slots(expert_index, num_experts, capacity)
     token, _ = assignment_of_rows(slot, int(counts.sum()))  # [S]
     return Dispatched(x.index_select(0, token), slot, counts)
 

@@ -28,7 +28,7 @@ def check_expert_mlp_args(x, counts, w1, w2, where="moe.expert_mlp"):
     if w1.dtype != x.dtype or w2.dtype != x.dtype:
         raise TypeError(f"{where}: `w1` and `w2` must have the dtype of `x` ({x.dtype}); "
                         f"got {w1.dtype} and {w2.dtype}.")
-    if counts.numel() and (counts.min().item() < 0 or counts.sum().item() != x.shape[0]):
+    if (counts.numel() and counts.min().item() < 0) or int(counts.sum()) != x.shape[0]:
         raise ValueError(f"{where}: `counts` must be non-negative and sum to S = x.shape[0] = "
                          f"{x.shape[0]}; got {counts.tolist()} (sum {counts.sum().item()}).")
 

@@ -51,6 +51,10 @@ def noisy_top_k_gating(x, w_gate, w_noise, k: int, train: bool = True,
     check_shape(where, "w_gate", w_gate, (x.shape[1], w_gate.shape[1]), "[D, E] with D = x.shape[1]")
     if w_noise is not None:
         check_shape(where, "w_noise", w_noise, tuple(w_gate.shape), "[D, E] = w_gate.shape")
+    for name, w in (("w_gate", w_gate), ("w_noise", w_noise)):
+        if w is not None and w.dtype != x.dtype:
+            raise TypeError(f"{where}: `{name}` must have the dtype of `x` ({x.dtype}); got {w.dtype}. "
+                            f"Cast one of them, e.g. x.to({name}.dtype).")
     check_finite(where, "x", x)
     clean = x @ w_gate  # [T, E]
     noise_std = None

@@ -56,7 +56,7 @@ class MoELayer(nn.Module):
         T, E = x.shape[0], self.num_experts
         gating = noisy_top_k_gating(x, self.w_gate, self.w_noise, self.k, train=self.training,
                                     generator=generator)
-        capacity = None if self.capacity_factor is None else expert_capacity(T, E, self.k,
+        capacity = None if self.capacity_factor is None or T == 0 else expert_capacity(T, E, self.k,
                                                                               self.capacity_factor)
         routed = self.op("moe.dispatch", x.device)(x, gating.expert_index, E, capacity)
         h = self.op("moe.expert_mlp", x.device)(routed.x, routed.counts, self.w1, self.w2)

@@ -4,6 +4,8 @@ The same contract as `course.moe.dispatch` (GShard Algorithm 1 priority: all fir
 second choices, each in token order), computed by visiting every assignment in Python. It is the
 easiest form to read and the slowest to run; the benchmark measures how much slower.
 """
+import itertools
+
 import torch
 
 from course.moe.dispatch import Dispatched, check_combine_args, check_dispatch_args
@@ -26,7 +28,7 @@ def dispatch_token_loop(x, expert_index, num_experts: int, capacity: int | None 
                 place[t][j] = (e, len(tokens_of[e]))
                 tokens_of[e].append(t)
     counts = [len(tokens) for tokens in tokens_of]
-    offsets = [sum(counts[:e]) for e in range(num_experts)]
+    offsets = [0, *itertools.accumulate(counts)][:-1]  # first row of each expert's block
     slot = [[-1 if p is None else offsets[p[0]] + p[1] for p in row] for row in place]
     rows = [x[t] for tokens in tokens_of for t in tokens]
     grouped = torch.stack(rows) if rows else x[:0]  # no rows kept: an empty slice of x

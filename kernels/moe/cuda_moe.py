@@ -19,6 +19,7 @@ from course.moe.experts import ExpertTiles
 HERE = Path(__file__).parent
 SOURCES = ("moe_binding.cpp", "moe_routing.cu", "moe_rows.cu", "moe_grouped_gemm.cu")
 ROUTING_BLOCK = 256  # kRoutingBlock in moe_kernels.h
+MAX_EXPERTS = 48 * 1024 // 4  # the histogram's int counters [E] in 48 KiB of shared memory
 GEMM_TILE = 32  # kGemmTile in moe_kernels.h: rows per tile of the grouped GEMM
 
 
@@ -34,6 +35,18 @@ def extension():
 
 def _stream() -> int:
     return torch.cuda.current_stream().cuda_stream
+
+
+def check_device(where: str, t: torch.Tensor):
+    """The kernels read device memory: refuse CPU tensors at the boundary, not inside a kernel."""
+    if t.device.type != "cuda":
+        raise ValueError(f"{where} (cuda backend): tensors must be on a CUDA device; got {t.device}. "
+                         "Move them with .cuda(), or use backend='reference'.")
+
+
+def on_device_of(t: torch.Tensor):
+    """Launch on the GPU that holds `t` (the current device may be another one)."""
+    return torch.cuda.device(t.device)
 
 
 def route_slots(expert_index, num_experts: int, capacity: int | None):
@@ -66,7 +79,8 @@ def row_dot(a, src, slot):
 
 
 PRIMITIVES = SimpleNamespace(route_slots=route_slots, scatter_rows=scatter_rows,
-                             gather_rows=gather_rows, row_dot=row_dot)
+                             gather_rows=gather_rows, row_dot=row_dot, BACKEND="cuda",
+                             MAX_EXPERTS=MAX_EXPERTS)
 
 
 def dispatch(x, expert_index, num_experts: int, capacity: int | None = None) -> Dispatched:
@@ -74,7 +88,9 @@ def dispatch(x, expert_index, num_experts: int, capacity: int | None = None) -> 
 
     x [T, D], expert_index [T, k] -> Dispatched(x [S, D], slot [T, k], counts [E]).
     """
-    return dispatch_with(PRIMITIVES, x, expert_index, num_experts, capacity)
+    check_device("moe.dispatch", x)
+    with on_device_of(x):
+        return dispatch_with(PRIMITIVES, x, expert_index, num_experts, capacity)
 
 
 def combine(y, slot, gates):
@@ -82,7 +98,9 @@ def combine(y, slot, gates):
 
     y [S, D], slot [T, k], gates [T, k] -> [T, D].
     """
-    return combine_with(PRIMITIVES, y, slot, gates)
+    check_device("moe.combine", y)
+    with on_device_of(y):
+        return combine_with(PRIMITIVES, y, slot, gates)
 
 
 def grouped_matmul(a, w, tiles: ExpertTiles, epilogue: str = "none", gate=None):
@@ -100,7 +118,7 @@ def grouped_weight_grad(a, b, offsets):
 
 
 EXPERT_PRIMITIVES = SimpleNamespace(grouped_matmul=grouped_matmul, grouped_weight_grad=grouped_weight_grad,
-                                    TILE_M=GEMM_TILE, BACKEND="cuda", DTYPES=(torch.float32,))
+                                    TILE_M=GEMM_TILE, BACKEND="cuda")
 
 
 def expert_mlp(x, counts, w1, w2):
@@ -108,4 +126,6 @@ def expert_mlp(x, counts, w1, w2):
 
     x [S, D] grouped by expert, counts [E], w1 [E, D, H], w2 [E, H, D] -> [S, D]; float32 only.
     """
-    return expert_mlp_with(EXPERT_PRIMITIVES, x, counts, w1, w2)
+    check_device("moe.expert_mlp", x)
+    with on_device_of(x):
+        return expert_mlp_with(EXPERT_PRIMITIVES, x, counts, w1, w2)

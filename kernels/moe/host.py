@@ -10,12 +10,31 @@ A backend supplies four primitives with the same contracts:
     grouped_matmul(a [S, K], w [E, K, N], tiles, epilogue, gate) -> [S, N]  epilogue(a_e w_e) per expert
     grouped_weight_grad(a [S, K], b [S, N], offsets [E + 1]) -> [E, K, N]   a_e^T b_e per expert
     TILE_M: the rows per tile of its grouped matmul
+    BACKEND: its name in the registry; MAX_EXPERTS: the most experts its routing kernels hold
 and the gradients follow from dispatch being a scatter and combine a gather (ScatterMoE, Tan et al. 2024).
+The dtypes a backend runs are declared once, in the registry (course/moe/ops.py), and checked here.
 """
 import torch
 
+from course import registry
+from course.checks import check_int
 from course.moe.dispatch import Dispatched, check_combine_args, check_dispatch_args
 from course.moe.experts import ExpertTiles, check_expert_mlp_args, expert_tiles
+
+
+def check_backend(op: str, backend: str, name: str, t: torch.Tensor):
+    """Refuse, by name, input that this backend cannot run: a Triton that cannot run here, tensors on
+    the wrong device, or a floating dtype that the registry does not declare for the backend."""
+    impl = registry.get(op).impl(backend)
+    if impl.kind == "triton":
+        ok, why = impl.availability(str(t.device))
+        if not ok:
+            raise RuntimeError(f"{op} ({backend} backend) cannot run on {t.device} here: {why}.")
+    dtypes = impl.supported_dtypes()
+    if t.dtype not in dtypes:
+        raise TypeError(f"{op} ({backend} backend): `{name}` must be one of "
+                        f"{', '.join(map(str, dtypes))} here; got {t.dtype}. Use another backend "
+                        "(e.g. backend='reference') or cast.")
 
 
 def scan_chunk_histogram(hist, capacity: int | None):
@@ -74,6 +93,9 @@ class CombineFunction(torch.autograd.Function):
 def dispatch_with(prims, x, expert_index, num_experts, capacity) -> Dispatched:
     """Check the arguments, run dispatch with a backend's primitives, wrap the result like the reference."""
     check_dispatch_args(x, expert_index, num_experts, capacity)
+    check_backend("moe.dispatch", prims.BACKEND, "x", x)
+    check_int(f"moe.dispatch ({prims.BACKEND} backend)", "num_experts", num_experts, low=1,
+              high=prims.MAX_EXPERTS)
     grouped, slot, counts = DispatchFunction.apply(x, expert_index.long().contiguous(), num_experts,
                                                    capacity, prims)
     return Dispatched(grouped, slot, counts)
@@ -82,6 +104,7 @@ def dispatch_with(prims, x, expert_index, num_experts, capacity) -> Dispatched:
 def combine_with(prims, y, slot, gates):
     """Check the arguments and run combine with a backend's primitives."""
     check_combine_args(y, slot, gates)
+    check_backend("moe.combine", prims.BACKEND, "y", y)
     return CombineFunction.apply(y, slot.long().contiguous(), gates, prims)
 
 
@@ -118,7 +141,5 @@ class ExpertMLPFunction(torch.autograd.Function):
 def expert_mlp_with(prims, x, counts, w1, w2):
     """Check the arguments and run the experts' grouped MLP with a backend's primitives."""
     check_expert_mlp_args(x, counts, w1, w2)
-    if x.dtype not in prims.DTYPES:
-        raise TypeError(f"moe.expert_mlp ({prims.BACKEND} backend): `x`, `w1` and `w2` must be one of "
-                        f"{prims.DTYPES}; got {x.dtype}. Use another backend or cast.")
+    check_backend("moe.expert_mlp", prims.BACKEND, "x", x)
     return ExpertMLPFunction.apply(x, counts, w1, w2, prims)

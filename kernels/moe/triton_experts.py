@@ -16,7 +16,6 @@ from course import outputs
 from course.kernels.moe.host import expert_mlp_with
 from course.kernels.moe.triton_grouped_gemm import expert_mlp_bwd_kernel, expert_mlp_fwd_kernel
 from course.moe.experts import ExpertTiles
-from course.registry import triton_mode
 
 BLOCK_M = 32  # rows per tile: an expert wastes at most BLOCK_M - 1 rows of work in its last tile
 BLOCK_N = 64
@@ -63,11 +62,11 @@ def grouped_weight_grad(a, b, offsets):
     return grad_w
 
 
-# The tiles accumulate in float32, so float64 is not offered; the interpreter's tl.dot multiplies bfloat16 bit patterns, not values
-# (triton-lang/triton#11584), so there bfloat16 is refused rather than silently wrong.
-DTYPES = (torch.float32, torch.float16) + (() if triton_mode() == "interpreter" else (torch.bfloat16,))
+# The dtypes are declared in the registry (course/moe/ops.py): the tiles accumulate in float32, so
+# float64 is not offered, and under the interpreter bfloat16 is refused (its tl.dot multiplies bit
+# patterns, triton-lang/triton#11584) rather than silently wrong.
 PRIMITIVES = SimpleNamespace(grouped_matmul=grouped_matmul, grouped_weight_grad=grouped_weight_grad,
-                             TILE_M=BLOCK_M, BACKEND="triton", DTYPES=DTYPES)
+                             TILE_M=BLOCK_M, BACKEND="triton")
 
 
 def expert_mlp(x, counts, w1, w2):

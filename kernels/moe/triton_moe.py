@@ -14,6 +14,8 @@ PRIMITIVES = SimpleNamespace(
     scatter_rows=triton_rows.scatter_rows,
     gather_rows=triton_rows.gather_rows,
     row_dot=triton_rows.row_dot,
+    BACKEND="triton",
+    MAX_EXPERTS=triton_routing.MAX_EXPERTS,
 )
 
 

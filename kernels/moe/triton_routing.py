@@ -16,12 +16,15 @@ import triton.language as tl
 from course import outputs
 from course.kernels.moe.host import scan_chunk_histogram
 
+BLOCK_A = 128  # assignments per chunk
+MAX_EXPERTS = 2 ** 20 // BLOCK_A  # a chunk's one-hot [BLOCK_A, BLOCK_E] stays within Triton's 2^20 elements
+
 
 @triton.jit
 def expert_histogram_kernel(index_ptr, hist_ptr, n_assign, T, k, E,
                             BLOCK_A: tl.constexpr, BLOCK_E: tl.constexpr):
     """hist[chunk, e] = number of assignments to expert e in this chunk of the priority order."""
-    pid_a = tl.program_id(0)
+    pid_a = tl.program_id(0).to(tl.int64)
     offs_p = pid_a * BLOCK_A + tl.arange(0, BLOCK_A)  # priority order p = j T + t
     offs_e = tl.arange(0, BLOCK_E)
     mask_p = offs_p < n_assign
@@ -34,7 +37,7 @@ def expert_histogram_kernel(index_ptr, hist_ptr, n_assign, T, k, E,
 def dispatch_slot_kernel(index_ptr, base_ptr, counts_ptr, offsets_ptr, slot_ptr, n_assign, T, k, E,
                          BLOCK_A: tl.constexpr, BLOCK_E: tl.constexpr):
     """slot[t, j] = offsets[e] + rank of (t, j) among expert e's assignments, or -1 past capacity."""
-    pid_a = tl.program_id(0)
+    pid_a = tl.program_id(0).to(tl.int64)
     offs_p = pid_a * BLOCK_A + tl.arange(0, BLOCK_A)
     offs_e = tl.arange(0, BLOCK_E)
     mask_p = offs_p < n_assign
@@ -58,7 +61,6 @@ def route_slots(expert_index, num_experts: int, capacity: int | None):
     slot = outputs.empty((T, k), dtype=torch.long, device=device)
     if n_assign == 0:
         return slot, torch.zeros(num_experts, dtype=torch.long, device=device)
-    BLOCK_A = 128
     BLOCK_E = max(16, triton.next_power_of_2(num_experts))
     n_chunks = triton.cdiv(n_assign, BLOCK_A)
     hist = outputs.empty((n_chunks, num_experts), dtype=torch.long, device=device)
