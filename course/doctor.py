@@ -114,19 +114,35 @@ def backends_here() -> list[str]:
         for impl in op.impls:
             ok, why = impl.availability(device)
             parts.append(impl.backend if ok else f"({impl.backend}: {why})")
-        lines.append(f"    {op.name:<14} {', '.join(parts)}")
+        lines.append(f"    {op.name:<20} {', '.join(parts)}")
+    return lines
+
+
+def auto_choices() -> list[str]:
+    """What `auto` picks for each op here, in float32 and (on a GPU) bfloat16, and why."""
+    device = registry.default_device()
+    dtypes = (torch.float32, torch.bfloat16) if device == "cuda" else (torch.float32,)
+    lines = []
+    for op in registry.all_ops():
+        for dtype in dtypes:
+            try:
+                choice = str(op.choose("auto", device, dtype))
+            except TypeError as error:
+                choice = f"none ({error})"
+            lines.append(f"    {op.name:<20} {str(dtype).removeprefix('torch.'):<9} -> {choice}")
     return lines
 
 
 def run() -> int:
-    """Print every finding and the backends available here; return 1 if something needs fixing."""
+    """Print every finding, the backends available here and what auto picks; return 1 if something
+    needs fixing."""
     findings = [*check_packages(), *check_lab_extensions(), check_triton(), check_nvcc(), check_gpu()]
     for finding in findings:
         print(finding)
-    print("backends here (auto picks: " + ", ".join(
-        f"{op.name} -> {op.resolve('auto', 'cuda' if torch.cuda.is_available() else 'cpu').backend}"
-        for op in registry.all_ops()) + "):")
+    print("backends here:")
     print("\n".join(backends_here()))
+    print("auto picks:")
+    print("\n".join(auto_choices()))
     problems = [f for f in findings if not f.ok]
     print(f"{len(problems)} problem(s) found" if problems else "everything needed is here")
     return 1 if problems else 0

@@ -2,9 +2,9 @@
 
 (Triton's interpreter is switched on, and the suite's budgets kept, by ../conftest.py.)
 """
-import contextlib
 import importlib
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
@@ -45,8 +45,9 @@ def emulate_cuda(monkeypatch):
         module = importlib.import_module(module_name)
         monkeypatch.setattr(module, "extension", lambda: emulated)
         monkeypatch.setattr(module, "_stream", lambda: 0)  # the emulator runs launches in order
-        monkeypatch.setattr(module, "check_device", lambda where, t: None)  # CPU memory is its device
-        monkeypatch.setattr(module, "on_device_of", lambda t: contextlib.nullcontext())
+        for prims in vars(module).values():  # the emulator's device memory is the CPU's
+            if isinstance(prims, SimpleNamespace) and getattr(prims, "DEVICE", None) == "cuda":
+                monkeypatch.setattr(prims, "DEVICE", "cpu")
         return emulated
 
     return use

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from course import cli
@@ -71,8 +72,16 @@ def test_doctor_reports_every_check():
 
 
 def test_unknown_family_and_op_are_reported(capsys):
-    assert cli.main(["bench", "nope"]) == 1
-    assert "no op or family 'nope'" in capsys.readouterr().out
+    assert cli.main(["bench", "nope"]) == 2  # as list and check: stderr, exit 2
+    captured = capsys.readouterr()
+    assert "no op or family 'nope'" in captured.err and captured.out == ""
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a GPU")
+def test_bench_on_cuda_without_a_gpu_is_one_line(tmp_path):
+    done = run("bench", "--device", "cuda", "--no-write", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--device cuda needs a CUDA GPU" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 

@@ -1,4 +1,5 @@
 """The harness itself must catch wrong implementations: each broken variant below fails `check`."""
+import pytest
 import torch
 
 import course
@@ -100,3 +101,108 @@ def test_show_names_source_files_as_they_are_on_disk():
     shown = course.show("course.kernels.moe:moe_routing.cu")
     assert shown.origin == "kernels/moe/moe_routing.cu" and (root / shown.origin).exists()
     assert "__global__" in shown.text
+
+
+# Wrong functions that an earlier harness passed ("11/11, well done"); each must now fail.
+def dispatch_ignoring_capacity_at_k1(x, expert_index, num_experts, capacity=None):
+    """Drops the capacity when each token has one expert."""
+    return moe.dispatch(x, expert_index, num_experts, None if expert_index.shape[1] == 1 else capacity)
+
+
+def combine_k1_reading_row_minus_one(y, slot, gates):
+    """A k = 1 shortcut that indexes with the slot as is: a dropped token (-1) reads the last row."""
+    if slot.shape[1] == 1:
+        return y[slot[:, 0]] * gates
+    return moe.combine(y, slot, gates)
+
+
+def dispatch_first_512_tokens(x, expert_index, num_experts, capacity=None):
+    """Routes in one chunk of 512 tokens: the tokens after it keep the rows of the first chunk."""
+    out = moe.dispatch(x, expert_index, num_experts, capacity)
+    if x.shape[0] <= 512:
+        return out
+    grouped = out.x.clone()
+    grouped[512:] = out.x[:grouped.shape[0] - 512]
+    return moe.Dispatched(grouped, out.slot, out.counts)
+
+
+def dispatch_int64_only(x, expert_index, num_experts, capacity=None):
+    if expert_index.dtype != torch.long:
+        raise TypeError("expert_index must be int64")
+    return moe.dispatch(x, expert_index, num_experts, capacity)
+
+
+def dispatch_viewing_x(x, expert_index, num_experts, capacity=None):
+    """Flattens x with .view, which fails on a non-contiguous x."""
+    flat = x.view(-1)
+    return moe.dispatch(flat.view(x.shape), expert_index, num_experts, capacity)
+
+
+def dispatch_then_clobber_index(x, expert_index, num_experts, capacity=None):
+    """Right result, then writes to its input."""
+    out = moe.dispatch(x, expert_index, num_experts, capacity)
+    expert_index.zero_()
+    return out
+
+
+def combine_then_scale_y(y, slot, gates):
+    out = moe.combine(y, slot, gates)
+    y.data.mul_(2)
+    return out
+
+
+def dispatch_returning_none(x, expert_index, num_experts, capacity=None):
+    moe.dispatch(x, expert_index, num_experts, capacity)
+
+
+def combine_in_float64(y, slot, gates):
+    return moe.combine(y.double(), slot, gates.double())
+
+
+def combine_dropping_nan(y, slot, gates):
+    return moe.combine(torch.nan_to_num(y), slot, gates)
+
+
+def combine_detached_output(y, slot, gates):
+    return moe.combine(y, slot, gates).detach()
+
+
+WRONG = [
+    (dispatch_ignoring_capacity_at_k1, "moe.dispatch", "k=1 capacity drops", "entries differ"),
+    (combine_k1_reading_row_minus_one, "moe.combine", "k=1 capacity drops", "RMS-relative error"),
+    (dispatch_first_512_tokens, "moe.dispatch", "T=600 capacity", "RMS-relative error"),
+    (dispatch_int64_only, "moe.dispatch", "int32 indices", "must be int64"),
+    (dispatch_viewing_x, "moe.dispatch", "strided inputs", "view"),
+    (dispatch_then_clobber_index, "moe.dispatch", "T=64 E=4 k=2", "changed its input `expert_index`"),
+    (combine_then_scale_y, "moe.combine", "T=64 E=4 k=2", "changed its input `y`"),
+    (dispatch_returning_none, "moe.dispatch", "T=64 E=4 k=2", "returned None"),
+    (combine_in_float64, "moe.combine", "T=64 E=4 k=2", "dtype torch.float64, expected torch.float32"),
+    (combine_dropping_nan, "moe.combine", "NaN row", "not NaN where the reference gives NaN"),
+    (combine_detached_output, "moe.combine", "T=64 E=4 k=2", "detached from autograd"),
+]
+
+
+@pytest.mark.parametrize("fn,op,case,words", WRONG, ids=[w[0].__name__ for w in WRONG])
+def test_each_wrong_function_fails_check_on_the_case_that_catches_it(fn, op, case, words):
+    report = check(fn, op)
+    assert not report, f"{fn.__name__} passed check"
+    [result] = [r for r in report if r.case == case]
+    assert not result.ok and any(words in p for p in result.problems), result.problems
+
+
+def test_check_takes_a_device_and_a_dtype():
+    report = check(moe.combine_token_loop, "moe.combine", device="cpu", dtype=torch.float64)
+    assert report and all(r.case.endswith("[float64]") for r in report)
+    with pytest.raises(ValueError, match="run on cpu"):
+        check(moe.dispatch, "moe.dispatch", cases=["T=16384 D=1024 E=64 k=2"])  # sized for a GPU
+
+
+def test_show_names_what_it_cannot_show():
+    with pytest.raises(TypeError, match="`target` must be a function, class, kernel or module.*got int 42"):
+        course.show(42)
+    with pytest.raises(TypeError, match="got builtin_function_or_method"):
+        course.show(torch.relu)
+    namespace = {}
+    exec("def made_at_run_time(): pass", namespace)  # no file holds its source
+    with pytest.raises(TypeError, match="no Python source"):
+        course.show(namespace["made_at_run_time"])

@@ -5,7 +5,8 @@
 noisy top-k gating (eqs. 3-5) -> `moe.dispatch` (group rows by expert, optional capacity) ->
 `moe.expert_mlp` (every expert's ReLU MLP as one grouped product) -> `moe.combine` (gate-weighted sum).
 Each op runs on the backend that `backend` names ("auto": the fastest available for the inputs'
-device); `backends_used` says which ran.
+device and dtype, see `Op.choose`), chosen once per device and dtype, not on every forward;
+`backends_used` says which ran and why.
 """
 from typing import NamedTuple
 
@@ -40,16 +41,20 @@ class MoELayer(nn.Module):
         self.w_noise = nn.Parameter(torch.zeros(d_model, num_experts)) if noisy else None
         self.w1 = nn.Parameter(torch.randn(num_experts, d_model, d_hidden) / d_model ** 0.5)
         self.w2 = nn.Parameter(torch.randn(num_experts, d_hidden, d_model) / d_hidden ** 0.5)
-        self.backends_used: dict[str, str] = {}
+        self.backends_used: dict[str, registry.Choice] = {}  # op -> the backend that ran, and why
+        self._chosen: dict[tuple, registry.Choice] = {}
 
     @property
     def num_experts(self) -> int:
         return self.w1.shape[0]
 
-    def op(self, name: str, device):
-        impl = registry.get(name).resolve(self.backend, device)
-        self.backends_used[name] = impl.backend
-        return impl.load()
+    def op(self, name: str, x):
+        """The implementation of op `name` for inputs like `x`, chosen once per device and dtype."""
+        key = (name, str(x.device), x.dtype)
+        if key not in self._chosen:
+            self._chosen[key] = registry.get(name).choose(self.backend, x.device, x.dtype)
+        self.backends_used[name] = self._chosen[key]
+        return self._chosen[key].impl.load()
 
     def forward(self, x, generator: torch.Generator | None = None) -> MoEOutput:
         """x [T, D] -> MoEOutput(y [T, D], gating, routed)."""
@@ -58,7 +63,7 @@ class MoELayer(nn.Module):
                                     generator=generator)
         capacity = None if self.capacity_factor is None or T == 0 else expert_capacity(T, E, self.k,
                                                                               self.capacity_factor)
-        routed = self.op("moe.dispatch", x.device)(x, gating.expert_index, E, capacity)
-        h = self.op("moe.expert_mlp", x.device)(routed.x, routed.counts, self.w1, self.w2)
-        y = self.op("moe.combine", x.device)(h, routed.slot, gating.gates)
+        routed = self.op("moe.dispatch", x)(x, gating.expert_index, E, capacity)
+        h = self.op("moe.expert_mlp", x)(routed.x, routed.counts, self.w1, self.w2)
+        y = self.op("moe.combine", x)(h, routed.slot, gating.gates)
         return MoEOutput(y, gating, routed)

@@ -37,18 +37,6 @@ def _stream() -> int:
     return torch.cuda.current_stream().cuda_stream
 
 
-def check_device(where: str, t: torch.Tensor):
-    """The kernels read device memory: refuse CPU tensors at the boundary, not inside a kernel."""
-    if t.device.type != "cuda":
-        raise ValueError(f"{where} (cuda backend): tensors must be on a CUDA device; got {t.device}. "
-                         "Move them with .cuda(), or use backend='reference'.")
-
-
-def on_device_of(t: torch.Tensor):
-    """Launch on the GPU that holds `t` (the current device may be another one)."""
-    return torch.cuda.device(t.device)
-
-
 def route_slots(expert_index, num_experts: int, capacity: int | None):
     """expert_index [T, k] -> slot [T, k] (-1 where dropped), counts [E] kept per expert."""
     T, k = expert_index.shape
@@ -80,7 +68,7 @@ def row_dot(a, src, slot):
 
 PRIMITIVES = SimpleNamespace(route_slots=route_slots, scatter_rows=scatter_rows,
                              gather_rows=gather_rows, row_dot=row_dot, BACKEND="cuda",
-                             MAX_EXPERTS=MAX_EXPERTS)
+                             MAX_EXPERTS=MAX_EXPERTS, DEVICE="cuda")
 
 
 def dispatch(x, expert_index, num_experts: int, capacity: int | None = None) -> Dispatched:
@@ -88,9 +76,7 @@ def dispatch(x, expert_index, num_experts: int, capacity: int | None = None) -> 
 
     x [T, D], expert_index [T, k] -> Dispatched(x [S, D], slot [T, k], counts [E]).
     """
-    check_device("moe.dispatch", x)
-    with on_device_of(x):
-        return dispatch_with(PRIMITIVES, x, expert_index, num_experts, capacity)
+    return dispatch_with(PRIMITIVES, x, expert_index, num_experts, capacity)
 
 
 def combine(y, slot, gates):
@@ -98,9 +84,7 @@ def combine(y, slot, gates):
 
     y [S, D], slot [T, k], gates [T, k] -> [T, D].
     """
-    check_device("moe.combine", y)
-    with on_device_of(y):
-        return combine_with(PRIMITIVES, y, slot, gates)
+    return combine_with(PRIMITIVES, y, slot, gates)
 
 
 def grouped_matmul(a, w, tiles: ExpertTiles, epilogue: str = "none", gate=None):
@@ -118,7 +102,7 @@ def grouped_weight_grad(a, b, offsets):
 
 
 EXPERT_PRIMITIVES = SimpleNamespace(grouped_matmul=grouped_matmul, grouped_weight_grad=grouped_weight_grad,
-                                    TILE_M=GEMM_TILE, BACKEND="cuda")
+                                    TILE_M=GEMM_TILE, BACKEND="cuda", DEVICE="cuda")
 
 
 def expert_mlp(x, counts, w1, w2):
@@ -126,6 +110,4 @@ def expert_mlp(x, counts, w1, w2):
 
     x [S, D] grouped by expert, counts [E], w1 [E, D, H], w2 [E, H, D] -> [S, D]; float32 only.
     """
-    check_device("moe.expert_mlp", x)
-    with on_device_of(x):
-        return expert_mlp_with(EXPERT_PRIMITIVES, x, counts, w1, w2)
+    return expert_mlp_with(EXPERT_PRIMITIVES, x, counts, w1, w2)

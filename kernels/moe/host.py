@@ -11,9 +11,12 @@ A backend supplies four primitives with the same contracts:
     grouped_weight_grad(a [S, K], b [S, N], offsets [E + 1]) -> [E, K, N]   a_e^T b_e per expert
     TILE_M: the rows per tile of its grouped matmul
     BACKEND: its name in the registry; MAX_EXPERTS: the most experts its routing kernels hold
+    DEVICE: "cuda" for kernels that read device memory (checked, and launched on the tensors' GPU)
 and the gradients follow from dispatch being a scatter and combine a gather (ScatterMoE, Tan et al. 2024).
 The dtypes a backend runs are declared once, in the registry (course/moe/ops.py), and checked here.
 """
+import contextlib
+
 import torch
 
 from course import registry
@@ -35,6 +38,16 @@ def check_backend(op: str, backend: str, name: str, t: torch.Tensor):
         raise TypeError(f"{op} ({backend} backend): `{name}` must be one of "
                         f"{', '.join(map(str, dtypes))} here; got {t.dtype}. Use another backend "
                         "(e.g. backend='reference') or cast.")
+
+
+def on_device(op: str, prims, t: torch.Tensor):
+    """Refuse tensors that are not on the backend's device, at the boundary rather than inside a
+    kernel; return the context that launches on the GPU holding `t` (the current one may differ)."""
+    device = getattr(prims, "DEVICE", None)
+    if device is not None and t.device.type != device:
+        raise ValueError(f"{op} ({prims.BACKEND} backend): tensors must be on a {device.upper()} "
+                         f"device; got {t.device}. Move them (.cuda()), or use backend='reference'.")
+    return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
 
 
 def scan_chunk_histogram(hist, capacity: int | None):
@@ -96,8 +109,9 @@ def dispatch_with(prims, x, expert_index, num_experts, capacity) -> Dispatched:
     check_backend("moe.dispatch", prims.BACKEND, "x", x)
     check_int(f"moe.dispatch ({prims.BACKEND} backend)", "num_experts", num_experts, low=1,
               high=prims.MAX_EXPERTS)
-    grouped, slot, counts = DispatchFunction.apply(x, expert_index.long().contiguous(), num_experts,
-                                                   capacity, prims)
+    with on_device("moe.dispatch", prims, x):
+        grouped, slot, counts = DispatchFunction.apply(x, expert_index.long().contiguous(), num_experts,
+                                                       capacity, prims)
     return Dispatched(grouped, slot, counts)
 
 
@@ -105,7 +119,8 @@ def combine_with(prims, y, slot, gates):
     """Check the arguments and run combine with a backend's primitives."""
     check_combine_args(y, slot, gates)
     check_backend("moe.combine", prims.BACKEND, "y", y)
-    return CombineFunction.apply(y, slot.long().contiguous(), gates, prims)
+    with on_device("moe.combine", prims, y):
+        return CombineFunction.apply(y, slot.long().contiguous(), gates, prims)
 
 
 class ExpertMLPFunction(torch.autograd.Function):
@@ -142,4 +157,5 @@ def expert_mlp_with(prims, x, counts, w1, w2):
     """Check the arguments and run the experts' grouped MLP with a backend's primitives."""
     check_expert_mlp_args(x, counts, w1, w2)
     check_backend("moe.expert_mlp", prims.BACKEND, "x", x)
-    return ExpertMLPFunction.apply(x, counts, w1, w2, prims)
+    with on_device("moe.expert_mlp", prims, x):
+        return ExpertMLPFunction.apply(x, counts, w1, w2, prims)

@@ -144,5 +144,82 @@ def test_gating_errors_and_nan_logits():
         moe.noisy_top_k_gating(torch.zeros(4, 3), torch.zeros(5, 2), None, 1)
     with pytest.raises(ValueError, match="`x` must be finite everywhere"):
         moe.noisy_top_k_gating(torch.full((2, 3), float("nan")), torch.zeros(3, 2), None, 1)
-    with pytest.raises(ValueError, match="`capacity_factor` must be > 0"):
+    with pytest.raises(ValueError, match="`capacity_factor` must be a finite number > 0"):
         moe.expert_capacity(8, 2, 1, 0.0)
+    with pytest.raises(TypeError, match=r"`w_gate` must have the dtype of `x` \(torch.float64\); got "
+                                        "torch.float32"):
+        moe.noisy_top_k_gating(torch.zeros(4, 3, dtype=torch.float64), torch.zeros(3, 2), None, 1)
+
+
+def test_expert_capacity_is_exact_switch_eq_3():
+    """ceil(factor T k / E) with the factor read as the decimal it prints as, over a grid."""
+    from fractions import Fraction
+    import math
+
+    assert moe.expert_capacity(25, 5, 2, 1.1) == 11  # 1.1 * 25 * 2 / 5 = 11.000000000000002 in floats
+    for T in range(1, 41):
+        for E in range(1, 9):
+            for k in range(1, E + 1):
+                for factor in (0.3, 0.5, 0.7, 1.0, 1.1, 1.2, 1.25, 1.5, 2.0, 3):
+                    exact = max(1, math.ceil(Fraction(str(factor)) * T * k / E))
+                    assert moe.expert_capacity(T, E, k, factor) == exact, (T, E, k, factor)
+    assert moe.expert_capacity(10, 4, 2, Fraction(3, 2)) == 8
+
+
+@pytest.mark.parametrize("args,error,words", [
+    ((0, 4, 2, 1.0), ValueError, "`num_tokens` must be an int in [1, inf]; got 0"),
+    ((-5, 4, 2, 1.0), ValueError, "`num_tokens`"),
+    ((8.0, 4, 2, 1.0), TypeError, "`num_tokens` must be an int; got 8.0"),
+    ((8, 0, 1, 1.0), ValueError, "`num_experts`"),
+    ((8, 4, 0, 1.0), ValueError, "`k` must be an int in [1, 4]"),
+    ((8, 4, 5, 1.0), ValueError, "`k` must be an int in [1, 4]; got 5"),
+    ((8, 4, True, 1.0), TypeError, "`k`"),
+    ((8, 4, 2, float("nan")), ValueError, "`capacity_factor` must be a finite number > 0; got nan"),
+    ((8, 4, 2, float("inf")), ValueError, "`capacity_factor`"),
+    ((8, 4, 2, "1.0"), ValueError, "`capacity_factor`"),
+])
+def test_expert_capacity_names_a_bad_argument(args, error, words):
+    with pytest.raises(error) as raised:
+        moe.expert_capacity(*args)
+    assert words in str(raised.value)
+
+
+@pytest.mark.parametrize("kwargs,error,words", [
+    (dict(expert_index=torch.tensor([[0, 5], [1, 2]])), ValueError, "`expert_index` must be in [0, num_experts) = [0, 4)"),
+    (dict(capacity=-1), ValueError, "`capacity` must be an int in [1, inf]; got -1"),
+    (dict(expert_index=torch.tensor([[0.0, 1.0]])), TypeError, "`expert_index` must be an integer tensor"),
+    (dict(num_experts=1), ValueError, "`k = expert_index.shape[1]` must be an int in [1, 1]"),
+])
+def test_route_slots_validates_what_it_is_given(kwargs, error, words):
+    """route_slots is public: an index >= E used to give 6 counts for E = 4, capacity -1 negative ones."""
+    args = {**dict(expert_index=torch.tensor([[0, 3], [1, 2]]), num_experts=4, capacity=None), **kwargs}
+    with pytest.raises(error) as raised:
+        moe.route_slots(**args)
+    assert str(raised.value).startswith("moe.route_slots:") and words in str(raised.value)
+
+
+def test_token_loop_is_linear_in_the_number_of_experts():
+    import time
+
+    start = time.perf_counter()
+    out = moe.dispatch_token_loop(torch.randn(8, 2), torch.tensor([[999_999], [3]] * 4), 10 ** 6)
+    assert time.perf_counter() - start < 5.0  # quadratic offsets took over 120 s
+    assert out.counts.sum() == 8 and out.slot[:, 0].tolist() == [4, 0, 5, 1, 6, 2, 7, 3]
+
+
+@pytest.mark.parametrize("backend,limit", [("triton", 8192), ("cuda", 12288)])
+def test_kernels_name_their_expert_limit(backend, limit):
+    """Past the routing kernels' one-hot (Triton) or shared-memory histogram (CUDA), a clear error."""
+    impl = registry.get("moe.dispatch").impl(backend)
+    if backend == "triton" and not impl.availability("cpu")[0]:
+        pytest.skip(impl.availability("cpu")[1])
+    x, index = torch.randn(4, 3), torch.tensor([[limit], [0], [1], [2]])
+    if backend == "triton":
+        with pytest.raises(ValueError, match=rf"\(triton backend\): `num_experts` must be an int in "
+                                             rf"\[1, {limit}\]; got {limit + 1}"):
+            impl.load()(x, index, limit + 1)
+        assert impl.load()(x, index.clamp(max=limit - 1), limit).counts.sum() == 4  # at the limit: runs
+    from course.kernels.moe import cuda_moe
+
+    assert cuda_moe.MAX_EXPERTS == 12288
+    assert moe.dispatch(x, index, limit + 1).counts.sum() == 4  # the reference has no such limit

@@ -120,3 +120,27 @@ def test_a_dtype_the_grouped_gemm_does_not_offer_is_refused(backend, dtype):
     """Checked on the host before any kernel is built or launched, so it runs without a GPU."""
     with pytest.raises(TypeError, match=rf"moe.expert_mlp \({backend} backend\).*got {dtype}"):
         OP.impl(backend).load()(**inputs([3, 5], D=8, H=8, dtype=dtype))
+
+
+@pytest.mark.parametrize("impl", ALL, ids=[i.backend for i in ALL])
+def test_rows_with_no_experts_are_refused(impl):
+    """E = 0 with rows: Triton returned uninitialised memory and the reference failed in torch.split."""
+    kwargs = dict(x=torch.randn(3, 4), counts=torch.zeros(0, dtype=torch.long),
+                  w1=torch.randn(0, 4, 5), w2=torch.randn(0, 5, 4))
+    with pytest.raises(ValueError, match=r"`counts` must be non-negative and sum to S = x.shape\[0\] = 3"):
+        impl.load()(**kwargs)
+
+
+def test_cuda_backend_refuses_cpu_tensors_before_any_kernel():
+    with pytest.raises(ValueError, match=r"moe.expert_mlp \(cuda backend\): tensors must be on a CUDA device"):
+        OP.impl("cuda").load()(**inputs([3, 2]))
+
+
+def test_every_cuda_launch_is_checked():
+    """The binding asks the runtime after each launch, so a refused launch raises by name."""
+    binding = (ROOT / "kernels" / "moe" / "moe_binding.cpp").read_text().splitlines()
+    launches = [i for i, line in enumerate(binding) if line.strip().startswith("launch_")]
+    assert len(launches) == 7
+    for i in launches:
+        end = next(j for j in range(i, len(binding)) if binding[j].rstrip().endswith(");"))
+        assert binding[end + 1].strip().startswith("check_launch("), binding[i]

@@ -15,8 +15,7 @@ def test_layer_is_the_gate_weighted_sum_of_experts():
     every_expert = torch.stack([torch.relu(x @ layer.w1[e]) @ layer.w2[e] for e in range(5)], 1)  # [T, E, D]
     expected = (moe.dense_gates(out.gating).unsqueeze(-1) * every_expert).sum(1)  # eq. 1
     torch.testing.assert_close(out.y, expected, rtol=1e-5, atol=1e-5)
-    assert layer.backends_used == {"moe.dispatch": "reference", "moe.expert_mlp": "reference",
-                                   "moe.combine": "reference"}
+    assert set(layer.backends_used) == {"moe.dispatch", "moe.expert_mlp", "moe.combine"}
 
 
 def test_capacity_drops_and_gradients_reach_every_parameter():

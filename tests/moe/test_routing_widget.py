@@ -1,6 +1,7 @@
 """The routing widget's logic, without a browser: routing, summary, panels, regions and controls."""
 import base64
 
+import pytest
 import torch
 
 from course import data, moe
@@ -109,3 +110,20 @@ def test_the_committed_notebook_shows_a_snapshot_of_the_widget():
     assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
     assert "run the cell to interact" in bundle["text/plain"]
     assert "VBox(" not in bundle["text/plain"]
+
+
+def test_widget_refuses_a_k_it_would_have_to_change():
+    with pytest.raises(ValueError, match=r"RoutingWidget: `k` must be an int in \[1, E\] = \[1, 4\].*got 5"):
+        RoutingWidget(TOKENS, W_GATE, None, k=5)
+    with pytest.raises(ValueError, match="`capacity_factor` must be > 0 or None"):
+        RoutingWidget(TOKENS, W_GATE, None, k=1, capacity_factor=0)
+
+
+def test_no_capacity_is_shown_as_no_capacity_and_a_large_factor_is_kept():
+    view = RoutingWidget(TOKENS, W_GATE, None, k=1, capacity_factor=None)
+    assert view.routing().capacity is None and "no capacity" in view.summary.value
+    assert view.capacity_factor.disabled and not view.limit.value
+    view.limit.value = True
+    assert view.routing().capacity is not None and not view.capacity_factor.disabled
+    wide = RoutingWidget(TOKENS, W_GATE, None, k=1, capacity_factor=4.0, noise_scale=5.0)
+    assert wide.capacity_factor.value == 4.0 and wide.noise.value == 5.0

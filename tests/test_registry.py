@@ -1,0 +1,104 @@
+"""The registry: which backend `auto` picks and why, dtype declarations, and Triton's mode."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from course import registry
+from course.moe.layer import MoELayer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def record(backend, case, ms, op="moe.expert_mlp", dtype="float32"):
+    return dict(op=op, backend=backend, case=case, ms=ms, dtype=dtype, device="x")
+
+
+def test_auto_without_records_takes_the_first_kind_that_runs_the_dtype():
+    op = registry.get("moe.expert_mlp")
+    choice = op.choose("auto", "cpu", torch.float32, records=[])
+    assert choice.impl.backend == "reference" and "no benchmark records" in choice.reason
+
+
+def test_auto_picks_the_fastest_backend_on_this_devices_records():
+    op = registry.get("moe.expert_mlp")
+    records = [record("reference", "a", 10.0), record("padded_bmm", "a", 5.0),
+               record("reference", "b", 8.0), record("padded_bmm", "b", 6.0),
+               record("padded_bmm", "a", 1.0, dtype="bfloat16"), record("reference", "a", 9.0, dtype="bfloat16")]
+    choice = op.choose("auto", "cpu", torch.float32, records=records)
+    assert choice.impl.backend == "padded_bmm"
+    assert "fastest on this device's benchmark records" in choice.reason and "reference 1.6x" in choice.reason
+    slower = [record("reference", "a", 1.0), record("padded_bmm", "a", 5.0)]
+    assert op.choose("auto", "cpu", torch.float32, records=slower).impl.backend == "reference"
+    assert op.choose("auto", "cpu", torch.bfloat16, records=records).impl.backend == "padded_bmm"
+
+
+def test_auto_never_picks_a_backend_without_the_inputs_dtype(monkeypatch):
+    """On a GPU, CUDA's expert_mlp (float32 only) must not be picked for bfloat16."""
+    monkeypatch.setattr(registry, "backend_availability", lambda kind, device="cpu": (True, ""))
+    monkeypatch.setattr(registry, "triton_mode", lambda: "compiled")
+    op = registry.get("moe.expert_mlp")
+    assert op.choose("auto", "cuda", torch.float32, records=[]).impl.backend == "cuda"
+    bf16 = op.choose("auto", "cuda", torch.bfloat16, records=[])
+    assert bf16.impl.backend == "triton" and "bfloat16" in bf16.reason
+    with pytest.raises(TypeError, match="backend 'cuda' does not support torch.bfloat16"):
+        op.choose("cuda", "cuda", torch.bfloat16)
+
+
+def test_a_layer_resolves_its_backends_once_and_says_why(monkeypatch):
+    layer = MoELayer(4, 8, num_experts=3, k=1)
+    calls = []
+    real = registry.Op.choose
+    monkeypatch.setattr(registry.Op, "choose", lambda self, *a, **k: calls.append(self.name) or real(self, *a, **k))
+    for _ in range(3):
+        layer(torch.randn(10, 4))
+    assert sorted(calls) == ["moe.combine", "moe.dispatch", "moe.expert_mlp"]
+    assert {str(c.impl.backend) for c in layer.backends_used.values()} == {"reference"}
+    assert all(c.reason for c in layer.backends_used.values())
+
+
+def test_every_backend_declares_float_dtypes_the_harness_knows():
+    for op in registry.all_ops():
+        assert set(op.reference.dtypes) == set(registry.FLOATS), op.name  # the gold runs in float64
+        for impl in op.impls:
+            assert impl.dtypes and set(impl.dtypes) <= set(registry.FLOATS), (op.name, impl.backend)
+            assert torch.float32 in impl.dtypes, (op.name, impl.backend)
+            for dtype in impl.dtypes:
+                assert 0 < op.tolerance(dtype) < 0.05
+
+
+def fresh_python(code: str, **env) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**environment, **env}, timeout=300)
+
+
+KERNEL_CALL = """
+import torch
+from course.moe.ops import dispatch_inputs
+kw = dispatch_inputs(dict(T=20, D=8, E=4, k=2), torch.Generator().manual_seed(0))
+print(torch.equal(triton_moe.dispatch(**kw).x, course.moe.dispatch(**kw).x))
+"""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter is for machines without a GPU")
+def test_a_kernel_imported_before_setup_still_runs_on_the_cpu():
+    """Importing course.kernels switches the interpreter on before Triton is imported."""
+    pytest.importorskip("triton")
+    done = fresh_python("from course.kernels.moe import triton_moe\nimport course, course.moe\n"
+                        "print(course.setup())" + KERNEL_CALL)
+    assert done.returncode == 0, done.stderr
+    assert "Triton: interpreter" in done.stdout and done.stdout.strip().endswith("True")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter is for machines without a GPU")
+def test_a_triton_imported_too_early_is_reported_not_crashed_on():
+    pytest.importorskip("triton")
+    done = fresh_python("import triton\nimport course, course.moe\nprint(course.setup())\n"
+                        "from course.kernels.moe import triton_moe" + KERNEL_CALL)
+    assert "Triton: unavailable (Triton was imported before its CPU interpreter" in done.stdout
+    assert done.returncode == 1 and "restart the kernel and call course.setup()" in done.stderr
+    assert "active drivers" not in done.stderr
