@@ -87,7 +87,7 @@ TEST_CASES = (
          devices=("cuda",)),  # the benchmark's shape
 )
 # Rows at T D >= 2^31 elements: int32 offsets overflow here (GPU only: 8.6 GB a tensor).
-BEYOND_INT32 = Case("T*D > 2^31", dict(T=2 ** 21 + 64, D=1024, E=8, k=1), devices=("cuda",),
+BEYOND_INT32 = Case("beyond int32 offsets", dict(T=2 ** 21 + 64, D=1024, E=8, k=1), devices=("cuda",),
                     dtypes=(torch.float32,))
 
 GPU_DTYPES = (torch.float32, torch.bfloat16)

@@ -1,0 +1,150 @@
+"""The GPU run: one command on a machine with an NVIDIA GPU, its own torch and Triton, and no network.
+
+    python3 .ci/gpu_run.py OUT            # or: bash .ci/gpu-run OUT
+    python3 .ci/gpu_run.py OUT --dry-run  # on any machine: the plan, and the GPU tests collected
+
+Steps, each with its log in OUT and its result in OUT/gpu-run.json:
+  install    pip install -e . with --no-deps --no-index: the machine's torch and Triton stay as they are
+  build      compile the CUDA extension once (later steps reuse torch's cache)
+  harness    the one harness on compiled Triton and CUDA: every case, at full and beyond-int32 sizes,
+             in every dtype each backend declares (fp32, fp16, bf16, fp64); and auto's choices
+  memcheck   compute-sanitizer --tool memcheck on the CUDA backends' small cases
+  racecheck  compute-sanitizer --tool racecheck on the same
+  bench      course bench --device cuda: records in OUT/benchmarks/results/<device>.json
+The whole run is held to BUDGET_S; a step gets what is left of it. The GPU test selection needs
+pytest and torch only: no JupyterLab, plotly or ipywidgets (the dry run checks that on the CPU).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_S = 8 * 60
+NOT_ON_THE_GPU_MACHINE = ("jupyterlab", "plotly", "ipywidgets", "anywidget", "nbval", "nbclient",
+                          "playwright")
+PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
+          "--import-mode=importlib", "-q", "-rfE"]
+GPU_TESTS = ["tests/test_ops.py", "tests/test_registry.py"]
+KERNELS = "triton or cuda or auto"  # the compiled backends, and what auto picks among them
+SMALL_CUDA = "cuda and not 16384 and not beyond and (float32 or bfloat16)"
+# What the GPU steps import besides the tests: the kernels, the benchmark runner, the command line.
+DRY_IMPORTS = ("import course, course.bench, course.cli, course.doctor\n"
+               "from course.kernels.moe import triton_moe, triton_experts, cuda_moe\n"
+               "assert course.cli.main(['bench', '--help']) == 0\n")
+
+
+@dataclass
+class Step:
+    name: str
+    command: list
+    timeout_s: int
+    env: dict = field(default_factory=dict)
+    rc: int | None = None
+    seconds: float = 0.0
+
+
+def plan(out: Path) -> list[Step]:
+    sanitizer = shutil.which("compute-sanitizer") or "compute-sanitizer"
+    small = [*PYTEST, "tests/test_ops.py", "-k", SMALL_CUDA]
+    return [
+        Step("install", [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
+                         "--no-build-isolation", "-q", "-e", "."], 120),
+        Step("build", [sys.executable, "-c", "from course.kernels.moe import cuda_moe; cuda_moe.extension()"],
+             240),
+        Step("harness", [*PYTEST, *GPU_TESTS, "-k", KERNELS, f"--junitxml={out / 'harness.xml'}"], 300),
+        Step("memcheck", [sanitizer, "--tool", "memcheck", "--error-exitcode", "99", *small], 150),
+        Step("racecheck", [sanitizer, "--tool", "racecheck", "--error-exitcode", "99", *small], 150),
+        Step("bench", [sys.executable, "-m", "course.cli", "bench", "--device", "cuda", "--out", str(out)],
+             180),
+    ]
+
+
+def import_blocker(folder: Path) -> dict:
+    """Environment under which the packages the GPU machine lacks cannot be imported."""
+    (folder / "sitecustomize.py").write_text(
+        "import sys\n"
+        f"MISSING = {NOT_ON_THE_GPU_MACHINE!r}\n"
+        "class NotOnTheGPUMachine:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in MISSING:\n"
+        "            raise ImportError(f'{name} is not installed on the GPU machine')\n"
+        "sys.meta_path.insert(0, NotOnTheGPUMachine())\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")])),
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
+def run_step(step: Step, out: Path, number: int, left_s: float) -> None:
+    log = out / f"{number}-{step.name}.log"
+    start = time.monotonic()
+    with log.open("w") as f:
+        f.write("$ " + " ".join(step.command) + "\n")
+        f.flush()
+        try:
+            done = subprocess.run(step.command, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                                  env={**os.environ, **step.env}, timeout=max(1, min(step.timeout_s, left_s)))
+            step.rc = done.returncode
+        except subprocess.TimeoutExpired:
+            f.write(f"\n(timed out after {min(step.timeout_s, left_s):.0f} s)\n")
+            step.rc = 124
+        except FileNotFoundError as error:
+            f.write(f"\n(not found: {error})\n")
+            step.rc = 127
+    step.seconds = time.monotonic() - start
+
+
+def environment() -> dict:
+    probe = ("import json, sys, torch\n"
+             "try:\n    import triton; t = triton.__version__\nexcept ImportError:\n    t = None\n"
+             "print(json.dumps(dict(python=sys.version.split()[0], torch=torch.__version__, triton=t,"
+             " gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    return json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-500:]}
+
+
+def main(argv=None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    dry = "--dry-run" in args
+    args = [a for a in args if a != "--dry-run"]
+    out = Path(args[0] if args else os.environ.get("OUT", "gpu-run")).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    steps = plan(out)
+    summary = dict(dry_run=dry, environment=environment(), budget_s=BUDGET_S)
+    if dry:
+        with tempfile.TemporaryDirectory() as folder:
+            env = import_blocker(Path(folder))
+            checks = [Step("collect", [*PYTEST, *GPU_TESTS, "-k", KERNELS, "--collect-only"], 300, env),
+                      Step("imports", [sys.executable, "-c", DRY_IMPORTS], 300, env)]
+            for number, check in enumerate(checks):
+                run_step(check, out, number, BUDGET_S)
+        summary["steps"] = [asdict(c) for c in checks] + [asdict(s) for s in steps]
+        print("\n".join(f"{s.name:<10} {' '.join(s.command)}" for s in steps))
+        for number, check in enumerate(checks):
+            print(f"{check.name}: without {', '.join(NOT_ON_THE_GPU_MACHINE)}: "
+                  f"{'ok' if check.rc == 0 else f'FAILED (rc {check.rc}), see {out}/{number}-{check.name}.log'}")
+        ok = all(c.rc == 0 for c in checks)
+    else:
+        start = time.monotonic()
+        for number, step in enumerate(steps, 1):
+            left = BUDGET_S - (time.monotonic() - start)
+            if left < 10:
+                step.rc = 124
+                continue
+            run_step(step, out, number, left)
+            print(f"{step.name:<10} rc {step.rc} in {step.seconds:.0f} s", flush=True)
+            if step.name in ("install", "build") and step.rc != 0:
+                break
+        summary["steps"] = [asdict(s) for s in steps]
+        summary["seconds"] = time.monotonic() - start
+        ok = all(s.rc == 0 for s in steps)
+    (out / "gpu-run.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
