@@ -6,12 +6,12 @@ the kernels in `course.kernels` are checked against and that the widgets in `cou
 import torch
 
 from course.exercises import solution
-from course.registry import all_ops, get, prepare_triton
+from course.registry import all_ops, default_device, get, prepare_triton
 from course.show import show
 from course.testing import check
 
 __version__ = "0.1.0"
-__all__ = ["all_ops", "check", "get", "setup", "show", "solution", "__version__"]
+__all__ = ["all_ops", "check", "default_device", "get", "setup", "show", "solution", "__version__"]
 
 FIGURE_WIDTH_IN = 11.0  # at 100 dpi a figure fills a notebook column of about 1100 px
 

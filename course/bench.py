@@ -67,20 +67,29 @@ def peaks(device: str) -> tuple[float | None, dict]:
     return next((v for k, v in PEAKS.items() if k in name), (None, {}))
 
 
-def time_call(fn, kwargs: dict, device: str, min_seconds: float = 0.3, max_calls: int = 200) -> float:
-    """Median milliseconds of `fn(**kwargs)` after one warm-up call."""
+def time_calls(fns: dict, kwargs: dict, device: str, min_seconds: float = 0.3,
+               max_rounds: int = 200) -> dict:
+    """Median milliseconds of each `fn(**kwargs)`, timed in interleaved rounds after a warm-up.
+
+    Round r calls every function once, so a slow stretch of the machine (other load, page faults,
+    clock changes) falls on all of them alike and their ratio stays fair. Rounds continue until each
+    function has run for `min_seconds` in total (and at least 5 rounds).
+    """
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    times = {name: [] for name in fns}
     with torch.no_grad():
-        fn(**kwargs)
-        sync()
-        times, total = [], 0.0
-        while total < min_seconds and len(times) < max_calls or len(times) < 3:
-            start = time.perf_counter()
+        for fn in fns.values():
             fn(**kwargs)
-            sync()
-            times.append(time.perf_counter() - start)
-            total += times[-1]
-    return 1e3 * statistics.median(times)
+        sync()
+        for _ in range(max_rounds):
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn(**kwargs)
+                sync()
+                times[name].append(time.perf_counter() - start)
+            if len(times[name]) >= 5 and min(sum(t) for t in times.values()) >= min_seconds:
+                break
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def runnable(op: registry.Op, device: str) -> list[registry.Impl]:
@@ -97,37 +106,37 @@ def runnable(op: registry.Op, device: str) -> list[registry.Impl]:
 
 def run(op_names=None, device: str = "cpu", progress: bool = True,
         min_seconds: float = 0.3) -> list[Record]:
-    """Time every (op, backend, case, dtype) that runs on `device`; one Record each.
+    """Time every backend of every (op, case, dtype) that runs on `device`; one Record each.
 
-    Each is called for at least `min_seconds` (and 3 times) after a warm-up; the median is kept.
+    The backends of one case are timed together, in interleaved rounds (`time_calls`).
     """
     from tqdm.auto import tqdm
 
     from course.testing import cast_floats
 
     ops = [registry.get(n) for n in op_names] if op_names else registry.all_ops()
-    jobs = [(op, impl, case, dtype) for op in ops for case in op.bench_cases if device in case.devices
-            for dtype in case.dtypes or (torch.float32,)
-            for impl in runnable(op, device) if dtype in impl.supported_dtypes()]
+    groups = [(op, case, dtype) for op in ops for case in op.bench_cases if device in case.devices
+              for dtype in case.dtypes or (torch.float32,)]
     name, (peak_gbps, peak_tflops) = device_name(device), peaks(device)
     records = []
-    for op, impl, case, dtype in tqdm(jobs, desc=f"bench on {name}", disable=not progress):
+    for op, case, dtype in tqdm(groups, desc=f"bench on {name}", disable=not progress):
+        impls = [impl for impl in runnable(op, device) if dtype in impl.supported_dtypes()]
         made = op.make_inputs(case.params, torch.Generator().manual_seed(0))
         kwargs = cast_floats({k: v.to(device) if isinstance(v, torch.Tensor) else v
                               for k, v in made.items()}, dtype)
-        fn = impl.load()
-        ms = time_call(fn, kwargs, device, min_seconds=min_seconds)
         dtype_name = str(dtype).removeprefix("torch.")
-        record = Record(op.name, impl.backend, case.name, name, ms, dtype=dtype_name)
-        if op.bytes_moved is not None:
-            with torch.no_grad():
-                record.gbps = op.bytes_moved(kwargs, fn(**kwargs)) / (ms * 1e-3) / 1e9
-            record.peak_fraction = record.gbps / peak_gbps if peak_gbps else None
-        if op.flops is not None:
-            record.tflops = op.flops(kwargs) / (ms * 1e-3) / 1e12
-            peak = peak_tflops.get(dtype_name)
-            record.peak_fraction = record.tflops / peak if peak else None
-        records.append(record)
+        fns = {impl.backend: impl.load() for impl in impls}
+        for backend, ms in time_calls(fns, kwargs, device, min_seconds=min_seconds).items():
+            record = Record(op.name, backend, case.name, name, ms, dtype=dtype_name)
+            if op.bytes_moved is not None:
+                with torch.no_grad():
+                    record.gbps = op.bytes_moved(kwargs, fns[backend](**kwargs)) / (ms * 1e-3) / 1e9
+                record.peak_fraction = record.gbps / peak_gbps if peak_gbps else None
+            if op.flops is not None:
+                record.tflops = op.flops(kwargs) / (ms * 1e-3) / 1e12
+                peak = peak_tflops.get(dtype_name)
+                record.peak_fraction = record.tflops / peak if peak else None
+            records.append(record)
     return records
 
 

@@ -127,7 +127,7 @@ def cmd_bench(args) -> int:
         print("course bench: --device cuda needs a CUDA GPU, and torch sees none here "
               f"(torch {torch.__version__}); leave out --device to time the CPU", file=sys.stderr)
         return 2
-    records = bench.run(names, device)
+    records = bench.run(names, device, min_seconds=args.min_seconds)
     print(bench.table(records))
     if not args.no_write:
         root = args.out or course_root()
@@ -184,6 +184,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=["cpu", "cuda"])
     s.add_argument("--out", type=__import__("pathlib").Path, help="folder that holds benchmarks/")
     s.add_argument("--no-write", action="store_true")
+    s.add_argument("--min-seconds", type=float, default=0.3,
+                   help="time each backend of a case for at least this long (interleaved rounds)")
     s.set_defaults(run=cmd_bench)
     s = sub.add_parser("readme", help="README.md with its tables generated from the checkout")
     s.add_argument("--write", action="store_true", help="store it in README.md")

@@ -60,7 +60,10 @@ class Impl:
 def triton_importable() -> bool:
     """Whether Triton is installed here (found without importing it: Triton decides at import whether
     its own kernels are interpreted, so the first import must come after `prepare_triton`)."""
-    return importlib.util.find_spec("triton") is not None
+    try:
+        return importlib.util.find_spec("triton") is not None
+    except (ImportError, ValueError):  # hidden, or a module object without a spec
+        return False
 
 
 def triton_imported_for_compilation() -> bool:

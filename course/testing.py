@@ -114,7 +114,7 @@ class Ran:
 
     outputs: list
     grads: dict
-    tracked: set  # names of the outputs that autograd tracks (requires_grad)
+    tracked: set  # names of the outputs that autograd tracks (requires_grad), and the empty ones
     changed: dict  # input name -> entries the call changed
 
 
@@ -145,7 +145,8 @@ def run(fn, kwargs: dict, grad_inputs, seed: int = 0, dtype: torch.dtype = torch
     for n in grad_inputs:
         g = inputs[n].grad
         grads[n] = torch.zeros_like(inputs[n]) if g is None and not isinstance(loss, torch.Tensor) else g
-    return Ran([(n, t.detach()) for n, t in result], grads, {n for n, t in result if t.requires_grad},
+    return Ran([(n, t.detach()) for n, t in result], grads,
+               {n for n, t in result if t.requires_grad or not t.numel()},  # an empty one carries nothing
                {n: c for n, c in changed.items() if c})
 
 
@@ -253,7 +254,7 @@ class Report(list):
                       f"       {failed[0].problems[0]}"]
         for r in self:
             if r.ok:
-                lines.append(f"ok   {r.case:<24} max error ratio {r.max_ratio:.1e}")
+                lines.append(f"ok   {r.case:<30} max error ratio {r.max_ratio:.1e}")
             elif not same_error:
                 lines += [f"FAIL {r.case}", *(f"       {p}" for p in r.problems)]
         passed = sum(r.ok for r in self)

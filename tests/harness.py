@@ -13,12 +13,14 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def harness_params(impls_of=lambda op: op.impls[1:]):
-    """(op, impl, case, dtype) for every backend, case and dtype of the axis (FLOATS)."""
+def harness_params(impls_of=lambda op: op.impls[1:], only_float32=lambda case: False):
+    """(op, impl, case, dtype) for every backend, case and dtype of the axis (FLOATS); the cases
+    that `only_float32` names run in float32 alone."""
     return [pytest.param(op, impl, case, dtype,
                          id=f"{op.name}-{impl.backend}-{case.name}-{dtype_name(dtype)}")
             for op in OPS for impl in impls_of(op) for case in op.test_cases
-            for dtype in registry.FLOATS if case.dtypes is None or dtype in case.dtypes]
+            for dtype in registry.FLOATS if (case.dtypes is None or dtype in case.dtypes)
+            and (dtype == torch.float32 or not only_float32(case))]
 
 
 def run_case(op, impl, fn, case, dtype, device, harness_log, backend=None):

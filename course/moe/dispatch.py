@@ -157,4 +157,4 @@ def combine(y, slot, gates):
     check_combine_args(y, slot, gates)
     token, choice = assignment_of_rows(slot, y.shape[0])  # [S] each
     weighted = y * gates[token, choice].unsqueeze(1)  # [S, D] gate_tj * E_j(x_t)
-    return y.new_zeros(slot.shape[0], y.shape[1]).index_add(0, token, weighted)  # [T, D]
+    return y.new_zeros(slot.shape[0], y.shape[1]).index_add_(0, token, weighted)  # [T, D]

@@ -44,5 +44,5 @@ def mixtral_loop(x, expert_index, gates, num_experts: int, capacity: int | None 
         if capacity is not None:
             j, token = j[:capacity], token[:capacity]
         expert_out = x[token]  # an identity expert; a real one would run here on [n_e, D]
-        out = out.index_add(0, token, expert_out * gates[token, j, None])
+        out.index_add_(0, token, expert_out * gates[token, j, None])  # in place, as transformers does
     return out

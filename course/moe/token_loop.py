@@ -53,6 +53,4 @@ def combine_token_loop(y, slot, gates):
             if slots[t][j] >= 0:
                 total = total + gates[t, j].to(sum_dtype) * y[slots[t][j]].to(sum_dtype)
         out.append(total.to(y.dtype))
-    if not out:  # no tokens: an empty result that autograd still connects to y and gates
-        return y.new_zeros(0, y.shape[1]) + 0 * (y.sum() + gates.sum())
-    return torch.stack(out)
+    return torch.stack(out) if out else y.new_zeros(0, y.shape[1])
