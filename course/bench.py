@@ -73,7 +73,7 @@ def time_calls(fns: dict, kwargs: dict, device: str, min_seconds: float = 0.3,
 
     Round r calls every function once, so a slow stretch of the machine (other load, page faults,
     clock changes) falls on all of them alike and their ratio stays fair. Rounds continue until each
-    function has run for `min_seconds` in total (and at least 5 rounds).
+    function has run for `min_seconds` in total (and at least 3 rounds).
     """
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     times = {name: [] for name in fns}
@@ -87,7 +87,7 @@ def time_calls(fns: dict, kwargs: dict, device: str, min_seconds: float = 0.3,
                 fn(**kwargs)
                 sync()
                 times[name].append(time.perf_counter() - start)
-            if len(times[name]) >= 5 and min(sum(t) for t in times.values()) >= min_seconds:
+            if len(times[name]) >= 3 and min(sum(t) for t in times.values()) >= min_seconds:
                 break
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
