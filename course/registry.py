@@ -14,6 +14,7 @@ and checks that the others are refused. `auto` picks, among the backends that ru
 device and support their dtype, the fastest by this device's benchmark records where they exist,
 else the first of cuda, compiled Triton, the reference; `Op.choose` says why.
 """
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -57,13 +58,28 @@ class Impl:
         return self.dtypes
 
 
-def triton_importable() -> bool:
-    """Whether Triton is installed here (found without importing it: Triton decides at import whether
+def triton_installed() -> bool:
+    """Whether Triton is installed here, found without importing it (Triton decides at import whether
     its own kernels are interpreted, so the first import must come after `prepare_triton`)."""
     try:
         return importlib.util.find_spec("triton") is not None
     except (ImportError, ValueError):  # hidden, or a module object without a spec
         return False
+
+
+def mode_settled() -> bool:
+    """Whether importing Triton now fixes the right mode: compiled on a GPU, or interpreted."""
+    return os.environ.get("TRITON_INTERPRET") == "1" or torch.cuda.is_available()
+
+
+@functools.cache
+def triton_import_error() -> str | None:
+    """None if `import triton` works, else the error; imports Triton, so call it once `mode_settled`."""
+    try:
+        import triton  # noqa: F401
+    except Exception as error:  # a broken install fails in many ways
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 def triton_imported_for_compilation() -> bool:
@@ -80,11 +96,11 @@ def triton_imported_for_compilation() -> bool:
 def triton_mode() -> str | None:
     """'compiled' on a CUDA GPU, 'interpreter' under TRITON_INTERPRET=1, None without Triton (or with a
     Triton that was imported for compilation on a machine without a GPU)."""
-    if not triton_importable():
+    if not triton_installed() or not mode_settled() or triton_import_error() is not None:
         return None
     if os.environ.get("TRITON_INTERPRET") == "1":
         return None if triton_imported_for_compilation() else "interpreter"
-    return "compiled" if torch.cuda.is_available() else None
+    return "compiled"
 
 
 def prepare_triton() -> str:
@@ -106,8 +122,10 @@ def backend_availability(kind: str, device: str = "cpu") -> tuple[bool, str]:
     if kind == "triton":
         mode = triton_mode()
         if mode is None:
-            if not triton_importable():
+            if not triton_installed():
                 return False, "Triton is not installed (pip install 'course[triton]')"
+            if mode_settled() and triton_import_error():
+                return False, f"Triton is not installed properly: import triton fails ({triton_import_error()})"
             if os.environ.get("TRITON_INTERPRET") == "1" and triton_imported_for_compilation():
                 return False, ("Triton was imported before its CPU interpreter was switched on, so its "
                                "kernels cannot run in this process: restart the kernel and call "
