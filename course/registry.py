@@ -245,7 +245,7 @@ class Op:
                 if impl.kind == kind:
                     return Choice(impl, f"no benchmark records for this device; the first of "
                                         f"{', '.join(AUTO_ORDER)} that runs {dtype or 'it'} on {device}")
-        return Choice(candidates[0], "the only backend that runs here")
+        raise AssertionError(f"{self.name}: a backend of unknown kind")  # kinds are checked at load
 
     def __call__(self, *args, backend: str = "auto", **kwargs):
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]

@@ -132,7 +132,7 @@ def run(fn, kwargs: dict, grad_inputs, seed: int = 0, dtype: torch.dtype = torch
     changed = {n: changed_entries(inputs[n].detach(), v) for n, v in before.items()}
     generator = torch.Generator().manual_seed(seed)
     loss = 0.0
-    for out_name, t in result:
+    for _, t in result:
         if not t.is_floating_point():
             continue
         upstream = torch.randn(t.shape, generator=generator).to(dtype).to(t.dtype).to(t.device)
@@ -262,17 +262,18 @@ class Report(list):
         return "\n".join(lines)
 
 
-def check(fn, op_name: str, seed: int = 0, cases=None, device=None,
+def check(fn, op_name: str, seed: int = 0, cases=None, device="cpu",
           dtype: torch.dtype = torch.float32) -> Report:
     """Grade `fn` against the reference of `op_name` on its random and edge-case inputs.
 
     `cases` names the test cases to run (all that run on `device` by default); `device` is where the
-    inputs live ("cuda" where there is a GPU, so that Triton kernels run compiled, else "cpu");
-    `dtype` is the floating dtype of the inputs. Returns a Report that prints one line per case, with
-    a readable diff where a case fails; an error raised on every case is reported once.
+    inputs live (`course.default_device()` is "cuda" where there is a GPU: Triton kernels then run
+    compiled, not in the interpreter); `dtype` is the floating dtype of the inputs. Returns a Report
+    that prints one line per case, with a readable diff where a case fails; an error raised on every
+    case is reported once.
     """
     op = registry.get(op_name)
-    device = str(device or registry.default_device())
+    device = str(device)
     chosen = [c for c in op.test_cases if device.split(":")[0] in c.devices
               and (c.dtypes is None or dtype in c.dtypes)]
     if cases is not None:

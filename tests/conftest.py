@@ -60,8 +60,12 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.write_sep("-", "op harness")
     backends = sorted({f"{op}/{backend}" for op, backend, *_ in HARNESS})
     write(f"{len(HARNESS)} cases passed over {len(backends)} op backends: {', '.join(backends)}")
+    kernel = lambda row: "triton" in row[1] or "cuda" in row[1]  # noqa: E731
     for dtype in sorted({row[3] for row in HARNESS}):
         rows = [row for row in HARNESS if row[3] == dtype]
-        worst = max(rows, key=lambda r: r[4])
-        write(f"{dtype:<9} {len(rows):>4} cases; largest RMS-relative error {worst[4]:.2e} "
-              f"({worst[0]} / {worst[1]} / {worst[2]})")
+        line = f"{dtype:<9} {len(rows):>4} cases; largest RMS-relative error"
+        for label, chosen in (("", rows), ("kernels", [r for r in rows if kernel(r)])):
+            if chosen:
+                worst = max(chosen, key=lambda r: r[4])
+                line += f"{'; ' + label if label else ''} {worst[4]:.2e} ({worst[0]} / {worst[1]} / {worst[2]})"
+        write(line)

@@ -80,7 +80,7 @@ TEST_CASES = (
     Case("k=1 capacity drops", dict(T=40, D=8, E=4, k=1, capacity=6, skew=2.0)),
     Case("int32 indices", dict(T=50, D=8, E=5, k=2, capacity=12, index_dtype=torch.int32)),
     Case("T=600 capacity", dict(T=600, D=24, E=8, k=2, capacity=120, skew=1.0)),  # many chunks
-    Case("D=160", dict(T=40, D=160, E=4, k=2)),  # wider than one block of columns
+    Case("D=160", dict(T=40, D=160, H=32, E=4, k=2)),  # wider than one block of columns
     Case("strided inputs", dict(T=45, D=12, E=4, k=2, capacity=20, strided=True)),
     Case("NaN row", dict(T=30, D=8, E=4, k=2, nan_row=3)),
     Case("T=16384 D=1024 E=64 k=2", dict(T=16384, D=1024, E=64, k=2, capacity=640, skew=0.5),
