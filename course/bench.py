@@ -9,8 +9,6 @@ by them, and each sentence about speed can point at a measured number and the de
 """
 import datetime
 import json
-import platform
-import re
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -19,6 +17,7 @@ from pathlib import Path
 import torch
 
 from course import registry
+from course.records import device_name, results_path
 
 # Peaks from the vendors' data sheets, to report the fraction reached: memory bandwidth (GB/s), and
 # dense arithmetic (TFLOP/s) in float32 without tensor cores and in 16-bit floats with them.
@@ -43,20 +42,6 @@ class Record:
     peak_fraction: float | None = None  # tflops / peak TFLOP/s where the op counts flops, else GB/s
     dtype: str = "float32"
     tflops: float | None = None  # floating-point operations / time
-
-
-def device_name(device: str = "cpu") -> str:
-    """A file-name-safe description of the machine: GPU model, or CPU model and core count."""
-    if torch.device(device).type == "cuda":
-        name = torch.cuda.get_device_name()
-    else:
-        name = platform.processor() or platform.machine()
-        cpuinfo = Path("/proc/cpuinfo")
-        if cpuinfo.exists():
-            found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-            name = found.group(1) if found else name
-        name = f"cpu {name} {torch.get_num_threads()} threads"
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def peaks(device: str) -> tuple[float | None, dict]:
@@ -140,10 +125,6 @@ def run(op_names=None, device: str = "cpu", progress: bool = True,
     return records
 
 
-def results_path(device_name_: str, root: Path) -> Path:
-    return root / "benchmarks" / "results" / f"{device_name_}.json"
-
-
 def write(records: list[Record], root: Path) -> list[Path]:
     """Merge records into benchmarks/results/<device>.json (one file per device); return the paths."""
     paths = []
@@ -164,20 +145,6 @@ def write(records: list[Record], root: Path) -> list[Path]:
         }, indent=1) + "\n")
         paths.append(path)
     return paths
-
-
-def load(root: Path) -> list[dict]:
-    """Every record in benchmarks/results/*.json."""
-    out = []
-    for path in sorted((root / "benchmarks" / "results").glob("*.json")):
-        out += json.loads(path.read_text())["records"]
-    return out
-
-
-def load_device(root: Path, device_name_: str) -> list[dict]:
-    """The records of one device (`device_name`), [] where it has none."""
-    path = results_path(device_name_, root)
-    return json.loads(path.read_text())["records"] if path.exists() else []
 
 
 def table(records) -> str:

@@ -269,14 +269,14 @@ class Choice(NamedTuple):
 
 def device_records(device: str) -> list[dict]:
     """The benchmark records of this machine's `device` in the checkout ([] outside a checkout)."""
-    from course import bench
+    from course import records
 
     try:
         from course.notebooks import course_root
         root = course_root()
     except FileNotFoundError:
         return []
-    return bench.load_device(root, bench.device_name(device))
+    return records.load_device(root, records.device_name(device))
 
 
 def relative_times(op: str, backends: list[str], records: list[dict], dtype) -> dict[str, float]:
