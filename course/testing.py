@@ -58,6 +58,8 @@ def describe_mismatch(name: str, actual: torch.Tensor, expected: torch.Tensor, t
     if tuple(actual.shape) != tuple(expected.shape):
         return f"{name}: shape {tuple(actual.shape)}, expected {tuple(expected.shape)}"
     if actual.dtype != expected.dtype:
+        if expected.dtype.is_floating_point:
+            return f"{name}: returned {actual.dtype} for {expected.dtype} inputs"
         return f"{name}: dtype {actual.dtype}, expected {expected.dtype}"
     if actual.numel() == 0:
         return None

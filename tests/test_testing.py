@@ -176,7 +176,7 @@ WRONG = [
     (dispatch_then_clobber_index, "moe.dispatch", "T=64 E=4 k=2", "changed its input `expert_index`"),
     (combine_then_scale_y, "moe.combine", "T=64 E=4 k=2", "changed its input `y`"),
     (dispatch_returning_none, "moe.dispatch", "T=64 E=4 k=2", "returned None"),
-    (combine_in_float64, "moe.combine", "T=64 E=4 k=2", "dtype torch.float64, expected torch.float32"),
+    (combine_in_float64, "moe.combine", "T=64 E=4 k=2", "returned torch.float64 for torch.float32 inputs"),
     (combine_dropping_nan, "moe.combine", "NaN row", "not NaN where the reference gives NaN"),
     (combine_detached_output, "moe.combine", "T=64 E=4 k=2", "detached from autograd"),
 ]
