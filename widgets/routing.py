@@ -184,8 +184,8 @@ class RoutingWidget(View):
 
     `train_router(w_balance) -> (w_gate, w_noise)`, when given, retrains the router for a balance-loss
     weight; each weight is trained once and remembered. `capacity_factor=None` starts with no capacity
-    (the "capacity limit" box unticked), as `route` reads None; a factor or noise beyond the sliders'
-    usual range widens the range rather than being clipped.
+    (the "limit on" box beside the capacity factor unticked), as `route` reads None; a factor or noise
+    beyond the sliders' usual range widens the range rather than being clipped.
     """
 
     gallery_control = "capacity factor"
@@ -214,8 +214,8 @@ class RoutingWidget(View):
         self.k = widgets.IntSlider(value=k, min=1, max=E, description="experts per token k",
                                    layout=control_layout(), **style)
         factor = 1.0 if capacity_factor is None else float(capacity_factor)
-        self.limit = widgets.Checkbox(value=capacity_factor is not None, description="capacity limit",
-                                      indent=False, layout=widgets.Layout(width="auto"))
+        self.limit = widgets.Checkbox(value=capacity_factor is not None, description="limit on",
+                                      indent=False, layout=widgets.Layout(width="auto", margin="0 0 0 8px"))
         self.capacity_factor = widgets.FloatSlider(value=factor, min=min(0.25, factor),
                                                    max=max(3.0, factor), step=0.25,
                                                    description="capacity factor",
@@ -233,7 +233,7 @@ class RoutingWidget(View):
             control.observe(self.update, names="value")
         self.balance.observe(self.retrain, names="value")
         self.widget = widgets.VBox([
-            wrapping_row([self.router, self.k, self.limit, self.capacity_factor]),
+            wrapping_row([self.router, self.k, self.capacity_factor, self.limit]),
             wrapping_row([self.noise, self.balance]), self.summary, self.figure, FitPlotsToWidth()],
             layout=widgets.Layout(width="100%", overflow="auto"))
         if train_router is not None:

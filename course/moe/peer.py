@@ -9,8 +9,8 @@ choices, then second choices, each in token order), which is the order `torch.wh
 """
 import torch
 
-from course.moe.dispatch import check_dispatch_args, dispatch, combine
 from course.checks import check_shape, check_tensor
+from course.moe.dispatch import check_dispatch_args, combine, dispatch
 
 
 def check_round_trip_args(x, expert_index, gates, num_experts, capacity, where="moe.dispatch_combine"):

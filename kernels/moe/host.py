@@ -2,7 +2,7 @@
 
 The scan step of the routing counting sort, and the autograd Functions.
 
-A backend supplies four primitives with the same contracts:
+A backend supplies primitives with these contracts, and constants:
     route_slots(expert_index [T, k], E, capacity) -> slot [T, k], counts [E]
     scatter_rows(src [T, D], slot, weight [T, k] | None, S) -> [S, D]   out[slot[t, j]] = w src[t]
     gather_rows(src [S, D], slot, weight [T, k] | None) -> [T, D]       out[t] = sum_j w src[slot[t, j]]
