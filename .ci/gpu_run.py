@@ -125,8 +125,9 @@ def main(argv=None) -> int:
         summary["steps"] = [asdict(c) for c in checks] + [asdict(s) for s in steps]
         print("\n".join(f"{s.name:<10} {' '.join(s.command)}" for s in steps))
         for number, check in enumerate(checks):
-            print(f"{check.name}: without {', '.join(NOT_ON_THE_GPU_MACHINE)}: "
-                  f"{'ok' if check.rc == 0 else f'FAILED (rc {check.rc}), see {out}/{number}-{check.name}.log'}")
+            log = out / f"{number}-{check.name}.log"
+            verdict = "ok" if check.rc == 0 else f"FAILED (rc {check.rc}), see {log}"
+            print(f"{check.name}: without {', '.join(NOT_ON_THE_GPU_MACHINE)}: {verdict}")
         ok = all(c.rc == 0 for c in checks)
     else:
         start = time.monotonic()

@@ -125,7 +125,8 @@ def backend_availability(kind: str, device: str = "cpu") -> tuple[bool, str]:
             if not triton_installed():
                 return False, "Triton is not installed (pip install 'course[triton]')"
             if mode_settled() and triton_import_error():
-                return False, f"Triton is not installed properly: import triton fails ({triton_import_error()})"
+                return False, ("Triton is not installed properly: import triton fails "
+                               f"({triton_import_error()})")
             if os.environ.get("TRITON_INTERPRET") == "1" and triton_imported_for_compilation():
                 return False, ("Triton was imported before its CPU interpreter was switched on, so its "
                                "kernels cannot run in this process: restart the kernel and call "

@@ -67,5 +67,6 @@ def pytest_terminal_summary(terminalreporter, config):
         for label, chosen in (("", rows), ("kernels", [r for r in rows if kernel(r)])):
             if chosen:
                 worst = max(chosen, key=lambda r: r[4])
-                line += f"{'; ' + label if label else ''} {worst[4]:.2e} ({worst[0]} / {worst[1]} / {worst[2]})"
+                line += (f"{'; ' + label if label else ''} {worst[4]:.2e} "
+                         f"({worst[0]} / {worst[1]} / {worst[2]})")
         write(line)

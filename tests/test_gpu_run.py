@@ -27,7 +27,8 @@ def test_dry_run_plans_every_step_and_the_gpu_tests_import_without_the_notebook_
     assert steps["bench"]["command"][-4:] == ["--device", "cuda", "--out", str(tmp_path)]
     assert sum(s["timeout_s"] for s in summary["steps"][2:]) >= summary["budget_s"] == 480
     collected = (tmp_path / "0-collect.log").read_text()
-    for words in ("moe.combine-triton-T=64 E=4 k=2-bfloat16", "moe.dispatch-cuda-beyond int32 offsets-float32",
+    for words in ("moe.combine-triton-T=64 E=4 k=2-bfloat16",
+                  "moe.dispatch-cuda-beyond int32 offsets-float32",
                   "moe.expert_mlp-cuda-T=16384 D=1024 E=64 k=2-float32", "refuses_an_undeclared_dtype",
                   "test_auto"):
         assert words in collected, words

@@ -27,7 +27,8 @@ def test_auto_picks_the_fastest_backend_on_this_devices_records():
     op = registry.get("moe.expert_mlp")
     records = [record("reference", "a", 10.0), record("padded_bmm", "a", 5.0),
                record("reference", "b", 8.0), record("padded_bmm", "b", 6.0),
-               record("padded_bmm", "a", 1.0, dtype="bfloat16"), record("reference", "a", 9.0, dtype="bfloat16")]
+               record("padded_bmm", "a", 1.0, dtype="bfloat16"),
+               record("reference", "a", 9.0, dtype="bfloat16")]
     choice = op.choose("auto", "cpu", torch.float32, records=records)
     assert choice.impl.backend == "padded_bmm"
     assert "fastest on this device's benchmark records" in choice.reason and "reference 1.6x" in choice.reason
@@ -52,7 +53,8 @@ def test_a_layer_resolves_its_backends_once_and_says_why(monkeypatch):
     layer = MoELayer(4, 8, num_experts=3, k=1)
     calls = []
     real = registry.Op.choose
-    monkeypatch.setattr(registry.Op, "choose", lambda self, *a, **k: calls.append(self.name) or real(self, *a, **k))
+    monkeypatch.setattr(registry.Op, "choose",
+                        lambda self, *a, **k: calls.append(self.name) or real(self, *a, **k))
     for _ in range(3):
         layer(torch.randn(10, 4))
     assert sorted(calls) == ["moe.combine", "moe.dispatch", "moe.expert_mlp"]

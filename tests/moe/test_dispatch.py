@@ -185,7 +185,8 @@ def test_expert_capacity_names_a_bad_argument(args, error, words):
 
 
 @pytest.mark.parametrize("kwargs,error,words", [
-    (dict(expert_index=torch.tensor([[0, 5], [1, 2]])), ValueError, "`expert_index` must be in [0, num_experts) = [0, 4)"),
+    (dict(expert_index=torch.tensor([[0, 5], [1, 2]])), ValueError,
+     "`expert_index` must be in [0, num_experts) = [0, 4)"),
     (dict(capacity=-1), ValueError, "`capacity` must be an int in [1, inf]; got -1"),
     (dict(expert_index=torch.tensor([[0.0, 1.0]])), TypeError, "`expert_index` must be an integer tensor"),
     (dict(num_experts=1), ValueError, "`k = expert_index.shape[1]` must be an int in [1, 1]"),

@@ -132,7 +132,8 @@ def test_rows_with_no_experts_are_refused(impl):
 
 
 def test_cuda_backend_refuses_cpu_tensors_before_any_kernel():
-    with pytest.raises(ValueError, match=r"moe.expert_mlp \(cuda backend\): tensors must be on a CUDA device"):
+    with pytest.raises(ValueError, match=r"moe.expert_mlp \(cuda backend\): tensors must be on a CUDA"
+                                         " device"):
         OP.impl("cuda").load()(**inputs([3, 2]))
 
 
