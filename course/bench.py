@@ -56,9 +56,9 @@ def time_calls(fns: dict, kwargs: dict, device: str, min_seconds: float = 0.3,
                max_rounds: int = 200) -> dict:
     """Median milliseconds of each `fn(**kwargs)`, timed in interleaved rounds after a warm-up.
 
-    Round r calls every function once, so a slow stretch of the machine (other load, page faults,
-    clock changes) falls on all of them alike and their ratio stays fair. Rounds continue until each
-    function has run for `min_seconds` in total (and at least 3 rounds).
+    Round r calls every function that still needs time once, so a slow stretch of the machine (other
+    load, page faults, clock changes) falls on all of them alike and their ratio stays fair. A
+    function leaves the rounds once it has run for `min_seconds` in total, and 3 times.
     """
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     times = {name: [] for name in fns}
@@ -67,13 +67,14 @@ def time_calls(fns: dict, kwargs: dict, device: str, min_seconds: float = 0.3,
             fn(**kwargs)
         sync()
         for _ in range(max_rounds):
-            for name, fn in fns.items():
+            waiting = [n for n, t in times.items() if len(t) < 3 or sum(t) < min_seconds]
+            if not waiting:
+                break
+            for name in waiting:
                 start = time.perf_counter()
-                fn(**kwargs)
+                fns[name](**kwargs)
                 sync()
                 times[name].append(time.perf_counter() - start)
-            if len(times[name]) >= 3 and min(sum(t) for t in times.values()) >= min_seconds:
-                break
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
