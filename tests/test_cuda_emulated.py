@@ -14,14 +14,10 @@ from cuda_emulator import build
 from harness import harness_params, run_case
 
 
-def many_blocks(case) -> bool:
-    """The emulator runs each block's threads as OS threads, so a case of hundreds of tokens takes
-    seconds: T = 300 (three routing chunks of 256) runs in float32, the half-precision instances run
-    on every smaller case, and T = 600 (for code that breaks past 512 tokens) runs on a GPU only."""
-    return case.params["T"] >= 300
-
-
-CASES = [p for p in harness_params(lambda op: [i for i in op.impls if i.kind == "cuda"], many_blocks)
+# The emulator runs each block's threads as OS threads, so a case of hundreds of tokens takes seconds:
+# T = 300 (three routing chunks of 256) runs in float32 (tests/harness.py), and T = 600 (for code that
+# breaks past 512 tokens) on a GPU only.
+CASES = [p for p in harness_params(lambda op: [i for i in op.impls if i.kind == "cuda"])
          if p.values[2].params["T"] < 512]
 
 
