@@ -16,7 +16,6 @@ from course import outputs
 from course.kernels.rounding import to_storage
 
 
-
 @triton.jit
 def scatter_rows_kernel(src_ptr, slot_ptr, weight_ptr, out_ptr, n_assign, k, D,
                         HAS_WEIGHT: tl.constexpr, ACC: tl.constexpr, BLOCK_A: tl.constexpr,
