@@ -101,7 +101,7 @@ def run(op_names=None, device: str = "cpu", progress: bool = True,
     from course.testing import cast_floats
 
     ops = [registry.get(n) for n in op_names] if op_names else registry.all_ops()
-    groups = [(op, case, dtype) for op in ops for case in op.bench_cases if device in case.devices
+    groups = [(op, case, dtype) for op in ops for case in op.bench_cases if case.runs_on(device)
               for dtype in case.dtypes or (torch.float32,)]
     name, (peak_gbps, peak_tflops) = device_name(device), peaks(device)
     records = []

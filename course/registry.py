@@ -157,6 +157,12 @@ class Case:
     devices: tuple[str, ...] = ("cpu", "cuda")  # where the case runs (a GPU-sized case: ("cuda",))
     dtypes: tuple[torch.dtype, ...] | None = None  # the dtypes it runs in; None: every supported one
 
+    def runs_in(self, dtype: torch.dtype) -> bool:
+        return self.dtypes is None or dtype in self.dtypes
+
+    def runs_on(self, device) -> bool:
+        return torch.device(device).type in self.devices
+
 
 @dataclass(frozen=True)
 class Op:

@@ -294,8 +294,7 @@ def check(fn, op_name: str, seed: int = 0, cases=None, device="cpu",
     """
     op = registry.get(op_name)
     device = str(device)
-    chosen = [c for c in op.test_cases if device.split(":")[0] in c.devices
-              and (c.dtypes is None or dtype in c.dtypes)]
+    chosen = [c for c in op.test_cases if c.runs_on(device) and c.runs_in(dtype)]
     if cases is not None:
         names = [c.name for c in chosen]
         unknown = [c for c in cases if c not in names]

@@ -21,12 +21,12 @@ def harness_params(impls_of=lambda op: op.impls[1:]):
     return [pytest.param(op, impl, case, dtype,
                          id=f"{op.name}-{impl.backend}-{case.name}-{dtype_name(dtype)}")
             for op in OPS for impl in impls_of(op) for case in op.test_cases
-            for dtype in registry.FLOATS if case.dtypes is None or dtype in case.dtypes]
+            for dtype in registry.FLOATS if case.runs_in(dtype)]
 
 
 def run_case(op, impl, fn, case, dtype, device, harness_log, backend=None):
     """One harness case on `device`: skipped where the case or the dtype does not run there."""
-    if device not in case.devices:
+    if not case.runs_on(device):
         pytest.skip(f"case {case.name!r} is sized for {', '.join(case.devices)}")
     if dtype not in impl.supported_dtypes():
         pytest.skip(f"{impl.backend} does not declare {dtype} here (refusal checked separately)")
