@@ -22,8 +22,9 @@ import math
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 
@@ -41,6 +42,7 @@ class Impl:
     devices: tuple[str, ...] = ("cpu", "cuda")  # where benchmarking it makes sense
     dtypes: tuple[torch.dtype, ...] = (torch.float32,)  # floating dtypes it computes correctly
     interpreted_dtypes: tuple[torch.dtype, ...] | None = None  # under the Triton interpreter, if fewer
+    requires: str | None = None  # a module it needs beyond the course's dependencies (a peer library)
 
     def load(self) -> Callable:
         module, _, name = self.target.partition(":")
@@ -48,6 +50,8 @@ class Impl:
 
     def availability(self, device: str = "cpu") -> tuple[bool, str]:
         """Whether this implementation can run on `device` here, and if not, why."""
+        if self.requires is not None and not module_installed(self.requires):
+            return False, f"{self.requires} is not installed (pip install 'course[bench]')"
         return backend_availability(self.kind, device)
 
     def supported_dtypes(self) -> tuple[torch.dtype, ...]:
@@ -56,6 +60,14 @@ class Impl:
                 and triton_mode() == "interpreter":
             return self.interpreted_dtypes
         return self.dtypes
+
+
+def module_installed(name: str) -> bool:
+    """Whether a top-level module can be imported here, found without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # hidden, or a module object without a spec
+        return False
 
 
 def triton_installed() -> bool:
@@ -339,6 +351,21 @@ def all_ops(family: str | None = None) -> list[Op]:
     """Every registered op, or those of one family ('moe'), sorted by name."""
     _load_families()
     return [op for name, op in sorted(_REGISTRY.items()) if family in (None, op.family)]
+
+
+def check_backend(op: str, backend: str, name: str, t: torch.Tensor):
+    """Refuse, by name, input that this backend cannot run: a Triton that cannot run here, tensors on
+    the wrong device, or a floating dtype that the registry does not declare for the backend."""
+    impl = get(op).impl(backend)
+    if impl.kind == "triton":
+        ok, why = impl.availability(str(t.device))
+        if not ok:
+            raise RuntimeError(f"{op} ({backend} backend) cannot run on {t.device} here: {why}.")
+    dtypes = impl.supported_dtypes()
+    if t.dtype not in dtypes:
+        raise TypeError(f"{op} ({backend} backend): `{name}` must be one of "
+                        f"{', '.join(map(str, dtypes))} here; got {t.dtype}. Use another backend "
+                        "(e.g. backend='reference') or cast.")
 
 
 def signature_of(impl: Impl) -> inspect.Signature:

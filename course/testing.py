@@ -163,6 +163,9 @@ def run(fn, kwargs: dict, grad_inputs, seed: int = 0, dtype: torch.dtype = torch
         with outputs.poisoned():
             loss.backward()
     for n in grad_inputs:
+        if not isinstance(inputs.get(n), torch.Tensor):  # an optional input left out (None)
+            grads[n] = None
+            continue
         g = inputs[n].grad
         grads[n] = torch.zeros_like(inputs[n]) if g is None and not isinstance(loss, torch.Tensor) else g
     return Ran([(n, t.detach()) for n, t in result], grads,

@@ -30,7 +30,8 @@ def run_case(op, impl, fn, case, dtype, device, harness_log, backend=None):
         pytest.skip(f"case {case.name!r} is sized for {', '.join(case.devices)}")
     if dtype not in impl.supported_dtypes():
         pytest.skip(f"{impl.backend} does not declare {dtype} here (refusal checked separately)")
-    if device == "cpu" and dtype != torch.float32 and case.params.get("T", 0) >= MANY_TOKENS:
+    heavy = case.params.get("T", 0) >= MANY_TOKENS or case.params.get("heavy", False)
+    if device == "cpu" and dtype != torch.float32 and heavy:
         # The interpreter and the emulator take seconds a case here; what depends on the dtype
         # (loads, sums, rounding, stores) runs on every smaller case, and all of it on a GPU.
         pytest.skip(f"{case.name}: float32 only on the CPU")

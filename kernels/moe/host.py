@@ -15,39 +15,12 @@ A backend supplies primitives with these contracts, and constants:
 and the gradients follow from dispatch being a scatter and combine a gather (ScatterMoE, Tan et al. 2024).
 The dtypes a backend runs are declared once, in the registry (course/moe/ops.py), and checked here.
 """
-import contextlib
-
 import torch
 
-from course import registry
+from course.kernels.launch import check_backend, on_device  # noqa: F401  (re-exported)
 from course.checks import check_int
 from course.moe.dispatch import Dispatched, check_combine_args, check_dispatch_args
 from course.moe.experts import ExpertTiles, check_expert_mlp_args, expert_tiles
-
-
-def check_backend(op: str, backend: str, name: str, t: torch.Tensor):
-    """Refuse, by name, input that this backend cannot run: a Triton that cannot run here, tensors on
-    the wrong device, or a floating dtype that the registry does not declare for the backend."""
-    impl = registry.get(op).impl(backend)
-    if impl.kind == "triton":
-        ok, why = impl.availability(str(t.device))
-        if not ok:
-            raise RuntimeError(f"{op} ({backend} backend) cannot run on {t.device} here: {why}.")
-    dtypes = impl.supported_dtypes()
-    if t.dtype not in dtypes:
-        raise TypeError(f"{op} ({backend} backend): `{name}` must be one of "
-                        f"{', '.join(map(str, dtypes))} here; got {t.dtype}. Use another backend "
-                        "(e.g. backend='reference') or cast.")
-
-
-def on_device(op: str, prims, t: torch.Tensor):
-    """Refuse tensors that are not on the backend's device, at the boundary rather than inside a
-    kernel; return the context that launches on the GPU holding `t` (the current one may differ)."""
-    device = getattr(prims, "DEVICE", None)
-    if device is not None and t.device.type != device:
-        raise ValueError(f"{op} ({prims.BACKEND} backend): tensors must be on a {device.upper()} "
-                         f"device; got {t.device}. Move them (.cuda()), or use backend='reference'.")
-    return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
 
 
 def scan_chunk_histogram(hist, capacity: int | None):
