@@ -106,7 +106,8 @@ def run(op_names=None, device: str = "cpu", progress: bool = True,
     name, (peak_gbps, peak_tflops) = device_name(device), peaks(device)
     records = []
     for op, case, dtype in tqdm(groups, desc=f"bench on {name}", disable=not progress):
-        impls = [impl for impl in runnable(op, device) if dtype in impl.supported_dtypes()]
+        impls = [impl for impl in runnable(op, device) if dtype in impl.supported_dtypes()
+                 and impl.backend not in case.skip_backends]
         made = op.make_inputs(case.params, torch.Generator().manual_seed(0))
         kwargs = cast_floats({k: v.to(device) if isinstance(v, torch.Tensor) else v
                               for k, v in made.items()}, dtype)

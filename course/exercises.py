@@ -34,10 +34,14 @@ def all_exercises() -> list[Exercise]:
     return [e for f in families.discovered() for e in of_family(f.package)]
 
 
-def solution(op: str) -> Source:
-    """The library's solution of the exercise graded by `op` (e.g. "moe.dispatch"), as source."""
-    for exercise in all_exercises():
-        if exercise.op == op:
-            return show(exercise.solution)
-    known = ", ".join(e.op for e in all_exercises())
-    raise KeyError(f"solution: no exercise is graded by {op!r}; exercises: {known}")
+def solution(op: str, number: int = 1) -> Source:
+    """The library's solution of the exercise graded by `op` (e.g. "moe.dispatch"), as source; where
+    several exercises share an op, `number` says which (1 for the first in the notebook)."""
+    graded = [e for e in all_exercises() if e.op == op]
+    if not graded:
+        known = ", ".join(sorted({e.op for e in all_exercises()}))
+        raise KeyError(f"solution: no exercise is graded by {op!r}; exercises: {known}")
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= len(graded):
+        raise ValueError(f"solution: `number` must be an int from 1 to {len(graded)} (the exercises "
+                         f"graded by {op!r}); got {number!r}.")
+    return show(graded[number - 1].solution)

@@ -168,6 +168,7 @@ class Case:
     params: dict
     devices: tuple[str, ...] = ("cpu", "cuda")  # where the case runs (a GPU-sized case: ("cuda",))
     dtypes: tuple[torch.dtype, ...] | None = None  # the dtypes it runs in; None: every supported one
+    skip_backends: tuple[str, ...] = ()  # backends not timed at this (benchmark) size: a loop too slow
 
     def runs_in(self, dtype: torch.dtype) -> bool:
         return self.dtypes is None or dtype in self.dtypes

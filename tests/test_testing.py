@@ -83,7 +83,8 @@ def test_every_exercise_solution_passes_its_check_and_is_shown_on_request():
         module, _, name = exercise.solution.partition(":")
         solution = getattr(__import__("importlib").import_module(module), name)
         assert check(solution, exercise.op), exercise.op
-        assert f"def {name}(" in course.solution(exercise.op).text
+        same_op = [e for e in exercises.all_exercises() if e.op == exercise.op]
+        assert f"def {name}(" in course.solution(exercise.op, same_op.index(exercise) + 1).text
     with __import__("pytest").raises(KeyError, match="no exercise is graded by"):
         course.solution("moe.no_such_op")
 

@@ -79,3 +79,36 @@ def gat_aggregate_pyg(rowptr, col, h, a_src, a_dst, negative_slope=0.2):
     size = (S, rowptr.numel() - 1)
     alpha = conv.edge_updater(edge_index, alpha=(a_src, a_dst), edge_attr=None, size=size)
     return conv.propagate(edge_index, x=(h, h.new_zeros(size[1], H, C)), alpha=alpha, size=size)
+
+
+def gat_aggregate_online(rowptr, col, h, a_src, a_dst, negative_slope=0.2, block: int = 16):
+    """The fused kernel's algorithm in PyTorch: every node reads its edges `block` at a time, keeping
+    a running maximum m, a running sum l and a running weighted sum acc of each head, rescaled by
+    exp(m_old - m_new) whenever the maximum grows (Milakov and Gimelshein 2018's online softmax;
+    flash attention's loop). The [E, H] attention of all edges never exists at once: only one block
+    per node. -> [N, H, C]
+    """
+    check_gat_args("gnn.gat_aggregate", rowptr, col, h, a_src, a_dst, negative_slope)
+    hs, s_src, s_dst = accumulating(h), accumulating(a_src), accumulating(a_dst)
+    N, (H, C) = rowptr.numel() - 1, h.shape[1:]
+    start, degree = rowptr[:-1].long(), rowptr.diff().long()  # [N]
+    m = hs.new_full((N, H), float("-inf"))  # a shift, constant for the gradient (softmax ignores it)
+    nothing = hs[:0].sum() + s_src[:0].sum() + s_dst[:0].sum()  # 0, tracked: a graph without edges
+    l, acc = hs.new_zeros(N, H) + nothing, hs.new_zeros(N, H, C) + nothing
+    offsets = torch.arange(block, device=h.device)
+    for first in range(0, int(degree.max()) if N else 0, block):
+        position = first + offsets  # [B] the block's positions within each node's edges
+        valid = position[None, :] < degree[:, None]  # [N, B]
+        p = (start[:, None] + position).clamp(max=max(col.numel() - 1, 0))  # [N, B]
+        j = col.long()[p]  # [N, B] source of each edge of the block
+        e = torch.nn.functional.leaky_relu(s_dst[:, None, :] + s_src[j], negative_slope)  # [N, B, H]
+        e = torch.where(valid[..., None], e, float("-inf"))
+        m_new = torch.maximum(m, e.detach().max(1).values)  # [N, H]
+        seen = torch.isfinite(m_new)  # nodes with an edge so far
+        scale = torch.where(seen, torch.exp(m - torch.where(seen, m_new, 0)), 0)  # exp(m_old - m_new)
+        z = torch.where(valid[..., None], torch.exp(e - torch.where(seen, m_new, 0)[:, None, :]), 0)
+        l = l * scale + z.sum(1)
+        acc = acc * scale[..., None] + torch.where(valid[..., None, None], z[..., None] * hs[j], 0).sum(1)
+        m = m_new
+    out = torch.where(l[..., None] > 0, acc / l.clamp(min=torch.finfo(l.dtype).tiny)[..., None], 0)
+    return out.to(h.dtype)

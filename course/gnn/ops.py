@@ -103,7 +103,9 @@ TEST_CASES = (
 
 GPU_DTYPES = (torch.float32, torch.bfloat16)
 BENCH_CASES = (
-    Case("power-law N=100k E=1M D=32", dict(N=100_000, E=1_000_000, D=32), devices=("cpu",)),
+    Case("power-law N=10k E=100k D=32", dict(N=10_000, E=100_000, D=32), devices=("cpu",)),  # the loop's
+    Case("power-law N=100k E=1M D=32", dict(N=100_000, E=1_000_000, D=32), devices=("cpu",),
+         skip_backends=("node_loop",)),  # 100k Python iterations a call
     Case("power-law N=1M E=10M D=64", dict(N=1_000_000, E=10_000_000, D=64), devices=("cuda",),
          dtypes=GPU_DTYPES),
 )
@@ -116,7 +118,8 @@ GAT_TEST_CASES = tuple(Case(c.name.replace("D=", "C="), {**c.params, "H": 2}, c.
          dtypes=GPU_DTYPES),
 )
 GAT_BENCH_CASES = (
-    Case("power-law N=100k E=1M H=4 C=8", dict(N=100_000, E=1_000_000, D=8, H=4), devices=("cpu",)),
+    Case("power-law N=100k E=1M H=4 C=8", dict(N=100_000, E=1_000_000, D=8, H=4), devices=("cpu",),
+         skip_backends=("online_softmax",)),  # a Python loop of degree / 16 steps: minutes at a hub
     Case("power-law N=1M E=10M H=4 C=16", dict(N=1_000_000, E=10_000_000, D=16, H=4), devices=("cuda",),
          dtypes=GPU_DTYPES),
 )
@@ -127,13 +130,14 @@ spmm = register(Op(
     impls=(
         Impl("reference", "course.gnn.spmm:spmm", dtypes=FLOATS),
         Impl("index_add", "course.gnn.spmm:spmm_index_add", dtypes=FLOATS),
+        Impl("node_loop", "course.gnn.spmm:spmm_node_loop", devices=("cpu",), dtypes=FLOATS),
         Impl("torch_sparse", "course.gnn.spmm:spmm_torch_sparse", dtypes=SINGLE_AND_DOUBLE),
         Impl("pyg", "course.gnn.spmm:spmm_pyg", dtypes=FLOATS, requires="torch_geometric"),
     ),
     make_inputs=spmm_inputs,
     test_cases=TEST_CASES,
     bench_cases=BENCH_CASES,
-    tol=1e-6,
+    tol=5e-6,  # float32 sums of up to 10^4 terms in another order (the hub) stay near 2e-6
     grad_inputs=("x", "weight"),
     bytes_moved=spmm_bytes,
 ))
@@ -143,6 +147,7 @@ gat_aggregate = register(Op(
     doc="GAT's edge softmax and weighted aggregation, multi-head (Velickovic et al. 2018, eq. 1-4).",
     impls=(
         Impl("reference", "course.gnn.attention:gat_aggregate", dtypes=FLOATS),
+        Impl("online_softmax", "course.gnn.attention:gat_aggregate_online", dtypes=FLOATS),
         # PyG's edge softmax runs in the input's dtype: its half-precision gradients miss the tolerances
         Impl("pyg", "course.gnn.attention:gat_aggregate_pyg", dtypes=SINGLE_AND_DOUBLE,
              requires="torch_geometric"),
@@ -150,7 +155,9 @@ gat_aggregate = register(Op(
     make_inputs=gat_inputs,
     test_cases=GAT_TEST_CASES,
     bench_cases=GAT_BENCH_CASES,
-    tol=1e-5,
+    # Peaked attention: d e_ij = alpha_ij (<g_i, h_j> - <g_i, out_i>) cancels to ~1e-7 where alpha is
+    # near one-hot, and the reference itself is 1.9e-5 from float64 there (the online softmax 3.1e-5).
+    tol=1e-4,
     grad_inputs=("h", "a_src", "a_dst"),
     bytes_moved=gat_bytes,
 ))

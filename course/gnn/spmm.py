@@ -116,3 +116,15 @@ def spmm_pyg(rowptr, col, x, weight=None):
     edge_index = torch.stack([col.long(), destinations(rowptr)])
     n = rowptr.numel() - 1
     return conv.propagate(edge_index, x=x, edge_weight=weight, size=(x.shape[0], n))
+
+
+def spmm_node_loop(rowptr, col, x, weight=None):
+    """One destination at a time: out[i] = sum of its edges' weighted source rows (a Python loop)."""
+    check_spmm_args("gnn.spmm", rowptr, col, x, weight)
+    out = accumulating(x).new_zeros(rowptr.numel() - 1, x.shape[1])
+    xs, ws = accumulating(x), accumulating(weight)
+    for i in range(rowptr.numel() - 1):
+        s, e = int(rowptr[i]), int(rowptr[i + 1])
+        rows = xs[col[s:e].long()]  # [deg, D]
+        out[i] = (rows if ws is None else ws[s:e, None] * rows).sum(0)
+    return out.to(x.dtype)
