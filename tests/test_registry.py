@@ -104,3 +104,23 @@ def test_a_triton_imported_too_early_is_reported_not_crashed_on():
     assert "Triton: unavailable (Triton was imported before its CPU interpreter" in done.stdout
     assert done.returncode == 1 and "restart the kernel and call course.setup()" in done.stderr
     assert "active drivers" not in done.stderr
+
+
+def test_a_peer_backend_is_unavailable_without_its_library_and_says_how_to_install_it():
+    peer = registry.Impl("peer", "course.gnn.spmm:spmm_pyg", requires="no_such_peer_library")
+    ok, why = peer.availability("cpu")
+    assert not ok and "no_such_peer_library is not installed" in why and "course[bench]" in why
+    op = registry.get("gnn.spmm")
+    installed = registry.module_installed("torch_geometric")
+    assert op.impl("pyg").availability("cpu")[0] == installed
+
+
+def test_a_benchmark_case_can_leave_out_a_backend_too_slow_for_it(monkeypatch):
+    from course import bench
+
+    op = registry.get("gnn.spmm")
+    small = registry.Case("tiny", dict(N=30, E=90, D=4), devices=("cpu",), skip_backends=("node_loop",))
+    patched = registry.Op(**{**op.__dict__, "bench_cases": (small,)})
+    monkeypatch.setitem(registry._REGISTRY, "gnn.spmm", patched)
+    timed = {r.backend for r in bench.run(["gnn.spmm"], progress=False, min_seconds=0.0)}
+    assert "node_loop" not in timed and {"reference", "index_add"} <= timed
