@@ -152,12 +152,12 @@ def write(records: list[Record], root: Path) -> list[Path]:
 def table(records) -> str:
     """Records (dataclasses or dicts) as an aligned text table."""
     rows = [r if isinstance(r, dict) else asdict(r) for r in records]
-    lines = [f"{'op':<18}{'case':<32}{'dtype':<10}{'backend':<12}{'ms':>10}{'GB/s':>9}{'TFLOP/s':>9}"
+    lines = [f"{'op':<18}{'case':<32}{'dtype':<10}{'backend':<16}{'ms':>10}{'GB/s':>9}{'TFLOP/s':>9}"
              f"{'of peak':>9}"]
     for r in rows:
         gbps = f"{r['gbps']:.1f}" if r.get("gbps") else "-"
         tflops = f"{r['tflops']:.2f}" if r.get("tflops") else "-"
         peak = f"{100 * r['peak_fraction']:.0f}%" if r.get("peak_fraction") else "-"
-        lines.append(f"{r['op']:<18}{r['case']:<32}{r.get('dtype', 'float32'):<10}{r['backend']:<12}"
+        lines.append(f"{r['op']:<18}{r['case']:<32}{r.get('dtype', 'float32'):<10}{r['backend']:<16}"
                      f"{r['ms']:>10.3f}{gbps:>9}{tflops:>9}{peak:>9}")
     return "\n".join(lines)
