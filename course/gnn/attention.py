@@ -81,8 +81,11 @@ def gat_aggregate_pyg(rowptr, col, h, a_src, a_dst, negative_slope=0.2):
     return conv.propagate(edge_index, x=(h, h.new_zeros(size[1], H, C)), alpha=alpha, size=size)
 
 
-def gat_aggregate_online(rowptr, col, h, a_src, a_dst, negative_slope=0.2, block: int = 16):
-    """The fused kernel's algorithm in PyTorch: every node reads its edges `block` at a time, keeping
+ONLINE_BLOCK = 16  # edges a node reads per step of the online softmax
+
+
+def gat_aggregate_online(rowptr, col, h, a_src, a_dst, negative_slope=0.2):
+    """The fused kernel's algorithm in PyTorch: every node reads its edges ONLINE_BLOCK at a time, keeping
     a running maximum m, a running sum l and a running weighted sum acc of each head, rescaled by
     exp(m_old - m_new) whenever the maximum grows (Milakov and Gimelshein 2018's online softmax;
     flash attention's loop). The [E, H] attention of all edges never exists at once: only one block
@@ -95,8 +98,8 @@ def gat_aggregate_online(rowptr, col, h, a_src, a_dst, negative_slope=0.2, block
     m = hs.new_full((N, H), float("-inf"))  # a shift, constant for the gradient (softmax ignores it)
     nothing = hs[:0].sum() + s_src[:0].sum() + s_dst[:0].sum()  # 0, tracked: a graph without edges
     l, acc = hs.new_zeros(N, H) + nothing, hs.new_zeros(N, H, C) + nothing
-    offsets = torch.arange(block, device=h.device)
-    for first in range(0, int(degree.max()) if N else 0, block):
+    offsets = torch.arange(ONLINE_BLOCK, device=h.device)
+    for first in range(0, int(degree.max()) if N else 0, ONLINE_BLOCK):
         position = first + offsets  # [B] the block's positions within each node's edges
         valid = position[None, :] < degree[:, None]  # [N, B]
         p = (start[:, None] + position).clamp(max=max(col.numel() - 1, 0))  # [N, B]
