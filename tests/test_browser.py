@@ -207,8 +207,9 @@ def test_committed_outputs_render_and_opening_is_no_change(lab, page, name, widt
     figures = sum(1 for c in committed.cells if c.cell_type == "code" for o in c.outputs
                   if "image/png" in o.get("data", {}))
     rendered = panel.locator(".jp-RenderedImage img")
-    page.wait_for_function(f"() => document.querySelectorAll('.jp-RenderedImage img').length >= {figures}",
-                           timeout=TIMEOUT_MS)
+    deadline = time.monotonic() + TIMEOUT_MS / 1000  # this panel's images (another open tab has its own)
+    while rendered.count() < figures and time.monotonic() < deadline:
+        time.sleep(0.25)
     assert rendered.count() >= figures, f"{name}: {rendered.count()} of {figures} figures rendered"
     shoot_outputs(page, f"{Path(name).stem}_{width}px")
     before = (home / "notebooks" / name).read_bytes()
