@@ -73,10 +73,7 @@ def module_installed(name: str) -> bool:
 def triton_installed() -> bool:
     """Whether Triton is installed here, found without importing it (Triton decides at import whether
     its own kernels are interpreted, so the first import must come after `prepare_triton`)."""
-    try:
-        return importlib.util.find_spec("triton") is not None
-    except (ImportError, ValueError):  # hidden, or a module object without a spec
-        return False
+    return module_installed("triton")
 
 
 def mode_settled() -> bool:

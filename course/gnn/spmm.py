@@ -57,13 +57,16 @@ def check_spmm_args(where: str, rowptr, col, x, weight):
     check_same_device(where, rowptr=rowptr, col=col, x=x, **({} if weight is None else {"weight": weight}))
 
 
+def messages(col, x, weight=None) -> torch.Tensor:
+    """The (weighted) source row of every edge, in CSR order, in the accumulation dtype. -> [E, D]"""
+    rows = accumulating(x)[col.long()]
+    return rows if weight is None else rows * accumulating(weight)[:, None]
+
+
 def spmm(rowptr, col, x, weight=None):
     """A @ x over the CSR: a segment sum of the (weighted) source rows. -> [N, D]"""
     check_spmm_args("gnn.spmm", rowptr, col, x, weight)
-    rows = accumulating(x)[col.long()]  # [E, D] the source row of every edge, in CSR order
-    if weight is not None:
-        rows = rows * accumulating(weight)[:, None]
-    return segment_sum(rows, rowptr).to(x.dtype)
+    return segment_sum(messages(col, x, weight), rowptr).to(x.dtype)
 
 
 def destinations(rowptr) -> torch.Tensor:
@@ -75,9 +78,7 @@ def destinations(rowptr) -> torch.Tensor:
 def spmm_index_add(rowptr, col, x, weight=None):
     """The scatter form: out.index_add_(0, destination, weight * x[col]) (atomics on a GPU)."""
     check_spmm_args("gnn.spmm", rowptr, col, x, weight)
-    rows = accumulating(x)[col.long()]
-    if weight is not None:
-        rows = rows * accumulating(weight)[:, None]
+    rows = messages(col, x, weight)
     out = rows.new_zeros(rowptr.numel() - 1, x.shape[1])
     return out.index_add(0, destinations(rowptr), rows).to(x.dtype)
 

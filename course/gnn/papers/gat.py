@@ -94,27 +94,41 @@ def train(graph: Graph, train_mask, uniform: bool, seed: int = 0) -> TwoLayerGAT
     return model
 
 
-def accuracies(graph: Graph, seed: int) -> dict:
-    """Test accuracy of GAT and of the uniform baseline on the real nodes, 10 labels per class."""
+GRAPHS = {"varied": distractor_graph, "equal": plain_graph}
+
+
+def real_split(graph: Graph, seed: int):
+    """10 training labels per class among the real nodes (label >= 0), the other real nodes for
+    testing; distractors are in neither. -> train_mask, test_mask [N]"""
     real = graph.y >= 0
     train_mask, test_mask = split_nodes(graph.y[real], 10, seed=seed)
     pad = torch.zeros(graph.num_nodes - int(real.sum()), dtype=torch.bool)
-    train_mask, test_mask = torch.cat([train_mask, pad]), torch.cat([test_mask, pad])
+    return torch.cat([train_mask, pad]), torch.cat([test_mask, pad])
+
+
+@functools.lru_cache(maxsize=16)
+def trained(kind: str, seed: int, uniform: bool) -> tuple:
+    """The model trained on GRAPHS[kind](seed), with the graph and its test mask (cached: the claim
+    and the notebook's drawing share one training)."""
+    graph = GRAPHS[kind](seed)
+    train_mask, test_mask = real_split(graph, seed)
+    return train(graph, train_mask, uniform, seed), graph, test_mask
+
+
+def accuracies(kind: str, seed: int) -> dict:
+    """Test accuracy of GAT and of the uniform baseline on the real nodes of GRAPHS[kind](seed)."""
     out = {}
     for name, uniform in (("gat", False), ("uniform", True)):
-        model = train(graph, train_mask, uniform, seed)
+        model, graph, test_mask = trained(kind, seed, uniform)
         with torch.no_grad():
             out[name] = accuracy(model(graph, graph.x)[test_mask], graph.y[test_mask])
     return out
 
 
-@functools.lru_cache(maxsize=4)
 def trained_on_distractors(seed: int = 0) -> tuple:
     """A GAT trained on the distractor graph (for drawing its attention), and the graph."""
-    graph = distractor_graph(seed)
-    train_mask, _ = split_nodes(graph.y[graph.y >= 0], 10, seed=seed)
-    train_mask = torch.cat([train_mask, torch.zeros(graph.num_nodes - len(train_mask), dtype=torch.bool)])
-    return train(graph, train_mask, uniform=False, seed=seed), graph
+    model, graph, _ = trained("varied", seed, False)
+    return model, graph
 
 
 def distractor_attention(seed: int = 0) -> dict:
@@ -137,7 +151,7 @@ def distractor_attention(seed: int = 0) -> dict:
 
 
 def gat_experiment(seed: int) -> dict:
-    varied, equal = accuracies(distractor_graph(seed), seed), accuracies(plain_graph(seed), seed)
+    varied, equal = accuracies("varied", seed), accuracies("equal", seed)
     m = {"varied_gat": varied["gat"], "varied_uniform": varied["uniform"],
          "equal_gat": equal["gat"], "equal_uniform": equal["uniform"]}
     m["varied_gain"] = m["varied_gat"] - m["varied_uniform"]
