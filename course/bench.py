@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from course import registry
+from course import numerics, registry
 from course.records import device_name, results_path
 
 # Peaks from the vendors' data sheets, to report the fraction reached: memory bandwidth (GB/s), and
@@ -42,6 +42,7 @@ class Record:
     peak_fraction: float | None = None  # tflops / peak TFLOP/s where the op counts flops, else GB/s
     dtype: str = "float32"
     tflops: float | None = None  # floating-point operations / time
+    numerics: str = "native"  # "pinned" where timed on course.numerics' reproducible code paths
 
 
 def peaks(device: str) -> tuple[float | None, dict]:
@@ -91,19 +92,26 @@ def runnable(op: registry.Op, device: str) -> list[registry.Impl]:
 
 
 def run(op_names=None, device: str = "cpu", progress: bool = True,
-        min_seconds: float = 0.3) -> list[Record]:
+        min_seconds: float = 0.3, cases=None) -> list[Record]:
     """Time every backend of every (op, case, dtype) that runs on `device`; one Record each.
 
-    The backends of one case are timed together, in interleaved rounds (`time_calls`).
+    `cases`, if given, names the benchmark cases to time (a notebook times its smallest live and
+    reads the others from the records). The backends of one case are timed together, in interleaved
+    rounds (`time_calls`).
     """
     from tqdm.auto import tqdm
 
     from course.testing import cast_floats
 
     ops = [registry.get(n) for n in op_names] if op_names else registry.all_ops()
+    known = {case.name for op in ops for case in op.bench_cases}
+    if cases is not None and not set(cases) <= known:
+        raise ValueError(f"bench.run: `cases` must name benchmark cases of these ops ({', '.join(sorted(known))}); "
+                         f"got {', '.join(sorted(set(cases) - known))}.")
     groups = [(op, case, dtype) for op in ops for case in op.bench_cases if case.runs_on(device)
-              for dtype in case.dtypes or (torch.float32,)]
+              and (cases is None or case.name in cases) for dtype in case.dtypes or (torch.float32,)]
     name, (peak_gbps, peak_tflops) = device_name(device), peaks(device)
+    code_paths = "pinned" if numerics.pinned()[0] else "native"
     records = []
     for op, case, dtype in tqdm(groups, desc=f"bench on {name}", disable=not progress):
         impls = [impl for impl in runnable(op, device) if dtype in impl.supported_dtypes()
@@ -114,7 +122,7 @@ def run(op_names=None, device: str = "cpu", progress: bool = True,
         dtype_name = str(dtype).removeprefix("torch.")
         fns = {impl.backend: impl.load() for impl in impls}
         for backend, ms in time_calls(fns, kwargs, device, min_seconds=min_seconds).items():
-            record = Record(op.name, backend, case.name, name, ms, dtype=dtype_name)
+            record = Record(op.name, backend, case.name, name, ms, dtype=dtype_name, numerics=code_paths)
             if op.bytes_moved is not None:
                 with torch.no_grad():
                     record.gbps = op.bytes_moved(kwargs, fns[backend](**kwargs)) / (ms * 1e-3) / 1e9
@@ -150,7 +158,8 @@ def write(records: list[Record], root: Path) -> list[Path]:
 
 
 def table(records) -> str:
-    """Records (dataclasses or dicts) as an aligned text table."""
+    """Records (dataclasses or dicts) as an aligned text table; a row timed on the pinned numerics
+    (slower matmuls: MKL's compatible branch) is marked, with a footnote."""
     rows = [r if isinstance(r, dict) else asdict(r) for r in records]
     lines = [f"{'op':<18}{'case':<32}{'dtype':<10}{'backend':<16}{'ms':>10}{'GB/s':>9}{'TFLOP/s':>9}"
              f"{'of peak':>9}"]
@@ -158,6 +167,10 @@ def table(records) -> str:
         gbps = f"{r['gbps']:.1f}" if r.get("gbps") else "-"
         tflops = f"{r['tflops']:.2f}" if r.get("tflops") else "-"
         peak = f"{100 * r['peak_fraction']:.0f}%" if r.get("peak_fraction") else "-"
-        lines.append(f"{r['op']:<18}{r['case']:<32}{r.get('dtype', 'float32'):<10}{r['backend']:<16}"
+        backend = r["backend"] + (" *" if r.get("numerics") == "pinned" else "")
+        lines.append(f"{r['op']:<18}{r['case']:<32}{r.get('dtype', 'float32'):<10}{backend:<16}"
                      f"{r['ms']:>10.3f}{gbps:>9}{tflops:>9}{peak:>9}")
+    if any(r.get("numerics") == "pinned" for r in rows):
+        lines.append("* timed on the pinned numerics (course.numerics: MKL's compatible branch, slower "
+                     "matmuls); `course bench` times without them")
     return "\n".join(lines)

@@ -109,10 +109,13 @@ def cmd_claims(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    """Time every backend of the ops; print a table; write benchmarks/results/<device>.json."""
+    """Time every backend of the ops; print a table; write benchmarks/results/<device>.json.
+
+    The timing runs on the machine's own fastest code paths: where this process pinned the numerics
+    (course.numerics), the command runs again in a process without the pins."""
     import torch
 
-    from course import bench
+    from course import bench, numerics
     from course.notebooks import course_root
 
     names = None
@@ -127,6 +130,9 @@ def cmd_bench(args) -> int:
         print("course bench: --device cuda needs a CUDA GPU, and torch sees none here "
               f"(torch {torch.__version__}); leave out --device to time the CPU", file=sys.stderr)
         return 2
+    if numerics.SET_HERE:
+        command = [sys.executable, "-m", "course.cli", *args.argv]
+        return subprocess.call(command, env=numerics.native_environment())
     records = bench.run(names, device, min_seconds=args.min_seconds)
     print(bench.table(records))
     if not args.no_write:
@@ -198,6 +204,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     p = parser()
     args, extra = p.parse_known_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if extra and args.command != "lab":
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     args.lab_args = extra

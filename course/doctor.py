@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from course import registry
+from course import numerics, registry
 
 PACKAGES = ("torch", "einops", "numpy", "matplotlib", "plotly", "anywidget", "ipywidgets",
             "jupyterlab", "tqdm")
@@ -106,6 +106,12 @@ def check_gpu() -> Finding:
     return Finding("gpu", True, "none: kernels run under the Triton interpreter, CUDA kernels are skipped")
 
 
+def check_numerics() -> Finding:
+    """Whether this process computes on the pinned code paths (informative: another path is no fault)."""
+    same, why = numerics.pinned()
+    return Finding("numerics", True, why if same else f"not pinned: {why}")
+
+
 def backends_here() -> list[str]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lines = []
@@ -136,7 +142,8 @@ def auto_choices() -> list[str]:
 def run() -> int:
     """Print every finding, the backends available here and what auto picks; return 1 if something
     needs fixing."""
-    findings = [*check_packages(), *check_lab_extensions(), check_triton(), check_nvcc(), check_gpu()]
+    findings = [*check_packages(), *check_lab_extensions(), check_triton(), check_nvcc(), check_gpu(),
+                check_numerics()]
     for finding in findings:
         print(finding)
     print("backends here:")

@@ -12,6 +12,10 @@ from pathlib import Path
 DEFAULT_BUDGET_S = 120.0
 DEFAULT_MEMORY_MB = 1200.0
 # What JupyterLab writes into a notebook it opens; committed as is, opening a notebook changes nothing.
+# The kernel computes as in the test suite's workers: no progress bars, one thread (a reduction's
+# rounding, and the benchmark records `auto` reads, depend on the thread count), and the numerics
+# that `course` pins at import (course.numerics), inherited from this process.
+KERNEL_ENV = {"COURSE_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
@@ -68,7 +72,8 @@ def execute(path: Path, timeout_s: float | None = None, write: bool = False) -> 
 
     With `write`, store the new outputs in the file (without the widget state, which holds the whole
     plotly.js bundle, ~5 MB, and with JupyterLab's kernelspec): how the committed outputs are
-    refreshed. Progress bars are off (COURSE_PROGRESS=0), so the outputs do not depend on timing.
+    refreshed. The kernel runs with KERNEL_ENV, as the notebook tests run it, so the stored outputs
+    are the ones the tests compare.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -80,8 +85,8 @@ def execute(path: Path, timeout_s: float | None = None, write: bool = False) -> 
                             record_timing=False, resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     error = None
-    progress = os.environ.get("COURSE_PROGRESS")
-    os.environ["COURSE_PROGRESS"] = "0"  # the kernel inherits this process's environment
+    before = {name: os.environ.get(name) for name in KERNEL_ENV}
+    os.environ.update(KERNEL_ENV)  # the kernel inherits this process's environment
     try:
         client.execute()
     except CellExecutionError as e:
@@ -89,10 +94,11 @@ def execute(path: Path, timeout_s: float | None = None, write: bool = False) -> 
     except Exception as e:  # a timeout or a dead kernel: report, keep checking the others
         error = f"{type(e).__name__}: {e}"
     finally:
-        if progress is None:
-            os.environ.pop("COURSE_PROGRESS")
-        else:
-            os.environ["COURSE_PROGRESS"] = progress
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
     seconds = time.perf_counter() - start
     if write and error is None:
         nb.metadata.pop("widgets", None)

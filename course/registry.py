@@ -14,6 +14,7 @@ and checks that the others are refused. `auto` picks, among the backends that ru
 device and support their dtype, the fastest by this device's benchmark records where they exist,
 else the first of cuda, compiled Triton, the reference; `Op.choose` says why.
 """
+import contextvars
 import functools
 import importlib
 import importlib.util
@@ -23,12 +24,14 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
 
 AUTO_ORDER = ("cuda", "triton", "torch")
+_AUTO_RUNS_REFERENCE = contextvars.ContextVar("auto_runs_reference", default=False)
 FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)  # the harness's dtype axis
 
 
@@ -239,6 +242,8 @@ class Op:
                 raise TypeError(f"{self.name}: backend {backend!r} does not support {dtype}; it runs "
                                 f"{', '.join(map(str, impl.supported_dtypes()))} here.")
             return Choice(impl, "asked for by name")
+        if _AUTO_RUNS_REFERENCE.get() and self.impls[0].availability(device)[0]:
+            return Choice(self.impls[0], "the reference, inside `reference_for_auto()`")
         candidates = [impl for impl in self.impls if impl.availability(device)[0]
                       and (dtype is None or dtype in impl.supported_dtypes())
                       and not (impl.kind == "triton" and triton_mode() != "compiled")]
@@ -269,6 +274,17 @@ class Op:
         device = tensors[0].device if tensors else "cpu"
         dtype = next((t.dtype for t in tensors if t.is_floating_point()), None)
         return self.resolve(backend, device, dtype).load()(*args, **kwargs)
+
+
+@contextmanager
+def reference_for_auto():
+    """Inside the block, `auto` runs each op's reference: a claim's experiment then computes the same
+    numbers on every machine, whichever backend that machine's benchmark records would pick."""
+    token = _AUTO_RUNS_REFERENCE.set(True)
+    try:
+        yield
+    finally:
+        _AUTO_RUNS_REFERENCE.reset(token)
 
 
 DEFAULT_TOLS = {torch.float64: 1e-12, torch.float16: 1e-3, torch.bfloat16: 8e-3}

@@ -65,7 +65,7 @@ def test_bench_writes_records(tmp_path):
 
 def test_doctor_reports_every_check():
     done = run("doctor")
-    for name in ("python", "torch build", "lab extension anywidget", "triton", "nvcc", "gpu"):
+    for name in ("python", "torch build", "lab extension anywidget", "triton", "nvcc", "gpu", "numerics"):
         assert name in done.stdout, done.stdout
     assert "moe.dispatch" in done.stdout
     assert done.returncode == (1 if "FIX" in done.stdout else 0)

@@ -124,3 +124,27 @@ def test_a_benchmark_case_can_leave_out_a_backend_too_slow_for_it(monkeypatch):
     monkeypatch.setitem(registry._REGISTRY, "gnn.spmm", patched)
     timed = {r.backend for r in bench.run(["gnn.spmm"], progress=False, min_seconds=0.0)}
     assert "node_loop" not in timed and {"reference", "index_add"} <= timed
+
+
+def test_a_benchmark_can_time_only_the_cases_it_names(monkeypatch):
+    from course import bench
+
+    op = registry.get("gnn.spmm")
+    cases = (registry.Case("tiny", dict(N=30, E=90, D=4), devices=("cpu",)),
+             registry.Case("small", dict(N=60, E=200, D=4), devices=("cpu",)))
+    monkeypatch.setitem(registry._REGISTRY, "gnn.spmm", registry.Op(**{**op.__dict__, "bench_cases": cases}))
+    timed = bench.run(["gnn.spmm"], progress=False, min_seconds=0.0, cases=["small"])
+    assert {r.case for r in timed} == {"small"}
+    with pytest.raises(ValueError, match="`cases` must name benchmark cases.*got huge"):
+        bench.run(["gnn.spmm"], progress=False, cases=["huge"])
+
+
+def test_inside_reference_for_auto_auto_runs_the_reference_whatever_the_records_say():
+    op = registry.get("moe.expert_mlp")
+    faster = [record("reference", "a", 10.0), record("padded_bmm", "a", 1.0)]
+    assert op.choose("auto", "cpu", torch.float32, records=faster).impl.backend == "padded_bmm"
+    with registry.reference_for_auto():
+        choice = op.choose("auto", "cpu", torch.float32, records=faster)
+        assert choice.impl.backend == "reference" and "reference_for_auto" in choice.reason
+        assert op.choose("padded_bmm", "cpu", torch.float32).impl.backend == "padded_bmm"  # by name
+    assert op.choose("auto", "cpu", torch.float32, records=faster).impl.backend == "padded_bmm"

@@ -226,10 +226,11 @@ CLAIM = Claim(
     kind=REPRODUCTION,
     experiment=kamoe_experiment,
     thresholds=("grkan_over_grn <= 0.95",),
-    held_on=(0, 2),
-    note="At a matched parameter count the GRKAN gate beats the GRN gate by 5-10% on two seeds "
-         "and ties it on the third; both beat the small softmax-linear gate by 20-35%. The KAN's "
-         "gain over the same gate with linear layers is small and not consistent here.",
+    held_on=(2,),
+    note="At a matched parameter count the GRKAN gate's error is 0.95x, 1.00x and 0.89x the GRN "
+         "gate's on seeds 0, 1, 2: past the 5% margin on seed 2 only (seed 0 misses it by a hair, "
+         "0.952); both beat the small softmax-linear gate by 20-35%. The KAN's gain over the same gate "
+         "with linear layers is small and not consistent here.",
     summary=lambda m: (
         f"threshold-AR series ({m['turbulent_fraction']:.0%} turbulent), 4 linear AR experts, "
         f"one-step test MSE (standardized; noise floor {m['noise_floor_mse']:.2f}): GRKAN gate "

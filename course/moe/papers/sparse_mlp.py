@@ -159,10 +159,11 @@ CLAIM = Claim(
     kind=REPRODUCTION,
     experiment=sparse_mlp_experiment,
     thresholds=("sparse_gain >= 0.01",),
-    held_on=(2,),
-    note="On 1,024 glyph images the Sparse block is within about a point of the dense block with "
-         "the same active parameters: its extra experts fit the training set no better than the "
-         "dense block already does. The gain is an ImageNet-scale result.",
+    held_on=(),
+    note="On 1,024 glyph images the Sparse block is within a point of the dense block with the same "
+         "active parameters (+0.0, +0.8 and -0.2 points on seeds 0, 1, 2): its extra experts fit "
+         "the training set no better than the dense block already does. The gain is an ImageNet-scale "
+         "result.",
     summary=lambda m: (
         f"glyphs (noise 0.5), one Mixer block: test accuracy dense {m['dense_accuracy']:.1%} "
         f"({m['dense_params']} parameters) vs sparse, 4 experts per MoE, {m['sparse_accuracy']:.1%} "
