@@ -6,30 +6,37 @@
 //   extern __shared__ T name[];                     ->  T* name = emu::dynamic_shared<T>();
 //   __shared__ T name[N]...;                        ->  the same, then emu::shared_memory(name, ...)
 //
-// The model. A launch runs its blocks one after another. A block runs blockDim real std::threads that
-// share the block's memory: `__shared__` becomes `static` (one copy per kernel, which is right because
-// one block runs at a time) and `__syncthreads()` is a std::barrier over the block's threads. A thread
-// that returns leaves that barrier, as an exited GPU thread no longer holds back __syncthreads. The
-// threads are made once per launch and walk the blocks together, a second barrier separating blocks.
+// The model. A launch runs its blocks one after another. A block's threads are fibers (ucontext
+// coroutines with stacks of their own) on the calling thread: `__shared__` becomes `static` (one copy
+// per kernel, which is right because one block runs at a time), and `__syncthreads()` hands control
+// back to the block's scheduler. The scheduler runs the block in phases: in each phase every thread
+// that has not returned runs until it reaches a barrier or returns; when all have, the barrier opens and
+// the next phase starts. A thread that returns leaves the barrier, as an exited GPU thread no longer
+// holds back __syncthreads. Phases alternate the order of the threads (0 to n-1, then n-1 to 0), so a
+// read of shared memory that another thread writes without a barrier in between sees the poison
+// below in one order or the other, every time: the bug a missing __syncthreads is.
 // Shared memory, static and dynamic, is filled with 0xff bytes (NaN as float, -1 as int) before every
 // block, so a kernel that reads shared memory it did not write in this block fails the tests.
 // Launches check CUDA's limits (1..1024 threads a block, a non-empty grid, y and z below 65536,
 // 48 KiB of dynamic shared memory) and throw where the GPU would refuse to launch.
+// (A fiber switch costs a few hundred nanoseconds; an OS thread per CUDA thread, as in a first
+// version, cost milliseconds per block on a 2-core machine.)
 //
 // Not emulated: warps (no warp-synchronous code, shuffles or warp votes), memory ordering weaker than
 // the barrier's, streams and events (everything is synchronous), and concurrent blocks.
 #pragma once
+#include <ucontext.h>
+
 #include <atomic>
-#include <barrier>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
-#include <optional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -44,7 +51,7 @@
 #define __restrict__ __restrict
 #define __shared__ static
 
-// The built-in variables: each emulated thread has its own.
+// The built-in variables, set by the scheduler before it resumes an emulated thread.
 inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 namespace emu {
@@ -61,7 +68,6 @@ inline LaunchConfig config(dim3 grid, dim3 block, size_t shared_bytes = 0, cudaS
 
 namespace detail {
 
-inline thread_local std::barrier<>* block_barrier = nullptr;  // this block's __syncthreads
 inline unsigned char* dynamic_shared_memory = nullptr;        // this launch's extern __shared__ array
 inline size_t dynamic_shared_bytes = 0;
 inline std::mutex shared_regions_mutex;
@@ -91,7 +97,39 @@ inline void check_config(const LaunchConfig& c) {
   if (c.shared_bytes > 48 * 1024) fail("more than 48 KiB of dynamic shared memory");
 }
 
-// Runs `kernel` once per (block, thread) of the launch, blocks in order, a block's threads together.
+constexpr size_t kFiberStackBytes = 256 * 1024;  // an emulated thread's stack (a GPU thread's is 1 KiB+)
+
+struct Fiber {
+  ucontext_t context;
+  char* stack;
+  bool returned;
+};
+
+struct Scheduler {  // the block that runs now
+  ucontext_t context;
+  std::vector<Fiber> fibers;
+  Fiber* current = nullptr;
+  const std::function<void()>* kernel = nullptr;
+  std::exception_ptr error;
+};
+
+inline thread_local Scheduler* scheduler = nullptr;
+inline thread_local std::vector<std::unique_ptr<char[]>> fiber_stacks;  // reused from launch to launch
+
+inline void fiber_main() {  // an emulated thread: the kernel, then back to the scheduler (uc_link)
+  Scheduler& s = *scheduler;
+  try {
+    (*s.kernel)();
+  } catch (...) {  // an exception may not unwind past the fiber's own stack
+    if (!s.error) s.error = std::current_exception();
+  }
+  s.current->returned = true;
+}
+
+inline void sync_threads() { swapcontext(&scheduler->current->context, &scheduler->context); }
+
+// Runs `kernel` once per (block, thread) of the launch, blocks in order, a block's threads in phases
+// between barriers.
 inline void run(const LaunchConfig& c, const std::function<void()>& kernel) {
   check_config(c);
   const uint64_t threads = uint64_t(c.block.x) * c.block.y * c.block.z;
@@ -100,32 +138,45 @@ inline void run(const LaunchConfig& c, const std::function<void()>& kernel) {
                                         sizeof(std::max_align_t));
   dynamic_shared_memory = reinterpret_cast<unsigned char*>(dynamic.data());
   dynamic_shared_bytes = c.shared_bytes;
-  poison_shared_memory();
-  std::optional<std::barrier<>> sync(std::in_place, threads);
-  auto next_block = [&]() noexcept {  // runs once, when every thread has finished the block
-    sync.emplace(threads);
+  while (fiber_stacks.size() < threads)  // not touched until used: only the pages a thread needs
+    fiber_stacks.emplace_back(new char[kFiberStackBytes]);
+  Scheduler s;
+  s.kernel = &kernel;
+  s.fibers.resize(threads);
+  scheduler = &s;
+  blockDim = c.block;
+  gridDim = c.grid;
+  for (uint64_t b = 0; b < blocks && !s.error; ++b) {
+    blockIdx = unflatten(b, c.grid);
     poison_shared_memory();
-  };
-  std::barrier block_done(threads, next_block);
-  std::vector<std::thread> workers;
-  workers.reserve(threads);
-  for (uint64_t t = 0; t < threads; ++t) {
-    workers.emplace_back([&, t] {
-      threadIdx = unflatten(t, c.block);
-      blockDim = c.block;
-      gridDim = c.grid;
-      for (uint64_t b = 0; b < blocks; ++b) {
-        blockIdx = unflatten(b, c.grid);
-        block_barrier = &*sync;
-        kernel();
-        sync->arrive_and_drop();  // returned: later __syncthreads of this block no longer wait for it
-        block_done.arrive_and_wait();
+    for (uint64_t t = 0; t < threads; ++t) {
+      Fiber& f = s.fibers[t];
+      f.stack = fiber_stacks[t].get();
+      f.returned = false;
+      getcontext(&f.context);
+      f.context.uc_stack.ss_sp = f.stack;
+      f.context.uc_stack.ss_size = kFiberStackBytes;
+      f.context.uc_link = &s.context;
+      makecontext(&f.context, fiber_main, 0);
+    }
+    for (uint64_t phase = 0;; ++phase) {  // one phase per barrier, until every thread has returned
+      bool ran = false;
+      for (uint64_t i = 0; i < threads; ++i) {
+        const uint64_t t = phase % 2 ? threads - 1 - i : i;
+        Fiber& f = s.fibers[t];
+        if (f.returned) continue;
+        ran = true;
+        s.current = &f;
+        threadIdx = unflatten(t, c.block);
+        swapcontext(&s.context, &f.context);  // until its next __syncthreads, or its return
       }
-    });
+      if (!ran) break;
+    }
   }
-  for (auto& worker : workers) worker.join();
+  scheduler = nullptr;
   dynamic_shared_memory = nullptr;
   dynamic_shared_bytes = 0;
+  if (s.error) std::rethrow_exception(s.error);
 }
 
 }  // namespace detail
@@ -154,9 +205,9 @@ void launch(void (*kernel)(Params...), LaunchConfig c, Args&&... args) {
 
 }  // namespace emu
 
-inline void __syncthreads() { emu::detail::block_barrier->arrive_and_wait(); }
+inline void __syncthreads() { emu::detail::sync_threads(); }
 
 template <typename T>
 T atomicAdd(T* address, std::type_identity_t<T> value) {  // returns the old value, as CUDA's does
-  return std::atomic_ref<T>(*address).fetch_add(value);
+  return std::atomic_ref<T>(*address).fetch_add(value);  // (fibers of one thread: atomic anyway)
 }

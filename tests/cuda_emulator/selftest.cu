@@ -20,6 +20,13 @@ __global__ void reverse_kernel(const int* in, int* out) {
   out[blockIdx.x * kThreads + threadIdx.x] = slice[kThreads - 1 - threadIdx.x];
 }
 
+// The same without the barrier: a thread reads a slot that another writes, in no guaranteed order.
+__global__ void unsynchronized_reverse_kernel(const int* in, int* out) {
+  __shared__ int slice[kThreads];
+  slice[threadIdx.x] = in[blockIdx.x * kThreads + threadIdx.x];
+  out[blockIdx.x * kThreads + threadIdx.x] = slice[kThreads - 1 - threadIdx.x];
+}
+
 // Threads past n return before a barrier that the others still pass: must not deadlock.
 __global__ void early_return_kernel(int n, int* out) {
   __shared__ int total[1];
@@ -83,6 +90,10 @@ int main() {
   for (int b = 0; b < blocks; ++b)
     for (int t = 0; t < kThreads; ++t) reversed &= out[b * kThreads + t] == b * kThreads + kThreads - 1 - t;
   check(reversed, "__syncthreads orders shared-memory writes before reads");
+
+  std::vector<int> racy(blocks * kThreads, 0);
+  unsynchronized_reverse_kernel<<<blocks, kThreads>>>(in.data(), racy.data());
+  check(racy[0] == -1, "a missing __syncthreads reads poison");
 
   std::vector<int> alive(blocks, -1);
   early_return_kernel<<<blocks, kThreads, 0, nullptr>>>(10, alive.data());
