@@ -88,7 +88,8 @@ class GATConv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(heads * out_features if concat else out_features))
         self.last_attention = None
 
-    def forward(self, graph: Graph, x, keep_attention: bool = False):
+    def forward(self, graph: Graph, x, keep_attention: bool = False, backend: str = "auto"):
+        """`backend` of the `gnn.gat_aggregate` op ("auto" picks as the registry says)."""
         check_simple("gnn.GATConv", graph)
         g = add_self_loops(graph)  # eq. (2): the neighbourhood includes the node itself
         adj = g.csr
@@ -96,7 +97,8 @@ class GATConv(nn.Module):
         a_src = (h * self.att_src).sum(-1)  # [N, H]
         a_dst = (h * self.att_dst).sum(-1)
         h = nn.functional.dropout(h, self.dropout, self.training)
-        out = get("gnn.gat_aggregate")(adj.ptr, adj.index, h, a_src, a_dst, self.negative_slope)
+        out = get("gnn.gat_aggregate")(adj.ptr, adj.index, h, a_src, a_dst, self.negative_slope,
+                                       backend=backend)
         if keep_attention:
             from course.gnn.attention import attention_weights
 

@@ -93,7 +93,7 @@ TEST_CASES = (
     Case("one node", dict(N=1, E=3, D=4)),
     Case("rectangular S=70 N=25", dict(N=25, E=200, D=6, sources=70)),
     Case("hub of degree 10^4", dict(N=64, E=200, D=8, sources=12_000, star=10_000, heavy=True)),
-    Case("power-law N=2000 E=20000", dict(N=2000, E=20_000, D=16, hub=2000, heavy=True)),
+    Case("power-law N=500 E=5000", dict(N=500, E=5_000, D=16, hub=1000, heavy=True)),  # mixed degrees
     Case("int32 indices", dict(N=40, E=250, D=8, index_dtype=torch.int32)),
     Case("strided inputs", dict(N=40, E=250, D=12, strided=True)),
     Case("NaN row", dict(N=30, E=200, D=8, nan_row=3)),

@@ -72,5 +72,5 @@ CLAIM = Claim(
                        f"of their spread (the operator is commutative, not exactly associative)."),
     note="Both learned aggregators fit the training sizes (errors in the record); the LSTM's error "
          "grows with the length it has to read. Max pooling, which cannot compute the second largest "
-         "but tracks it, comes within a factor of about 1.5-3 of LCM.",
+         "but tracks it, comes within a factor of 1.5-3.5 of LCM.",
 )
