@@ -106,8 +106,8 @@ def run(op_names=None, device: str = "cpu", progress: bool = True,
     ops = [registry.get(n) for n in op_names] if op_names else registry.all_ops()
     known = {case.name for op in ops for case in op.bench_cases}
     if cases is not None and not set(cases) <= known:
-        raise ValueError(f"bench.run: `cases` must name benchmark cases of these ops ({', '.join(sorted(known))}); "
-                         f"got {', '.join(sorted(set(cases) - known))}.")
+        raise ValueError(f"bench.run: `cases` must name benchmark cases of these ops "
+                         f"({', '.join(sorted(known))}); got {', '.join(sorted(set(cases) - known))}.")
     groups = [(op, case, dtype) for op in ops for case in op.bench_cases if case.runs_on(device)
               and (cases is None or case.name in cases) for dtype in case.dtypes or (torch.float32,)]
     name, (peak_gbps, peak_tflops) = device_name(device), peaks(device)

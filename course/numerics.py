@@ -17,9 +17,10 @@ them for a code path that every x86-64 processor with AVX2 runs the same way:
 Each variable is read once, when its library first computes, so `course` pins at import, before its
 first tensor operation; `pinned()` says whether it took effect. A variable already set in the
 environment is left as it is, and COURSE_NUMERICS=native leaves all of them unset: `course bench`
-times the backends that way (`native_environment`), on the code paths the machine picks for speed. The cost, measured on a 2-core AMD EPYC: MKL's compatible branch runs a
-512 x 512 x 512 matmul in 10 ms instead of 3 ms, and the graph-network claim's training (many small
-matmuls) in 11.3 s instead of 9.2 s; most claims take as long as before.
+times the backends that way (`native_environment`), on the code paths the machine picks for speed.
+The cost, measured on a 2-core AMD EPYC: MKL's compatible branch runs a 512 x 512 x 512 matmul in
+10 ms instead of 3 ms; the graph-network claim (many small matmuls) trains 1.6x as long, the MoE
+claims 5-20% longer.
 """
 import ctypes
 import os
@@ -36,7 +37,7 @@ MKL_CBWR_BRANCH, MKL_CBWR_COMPATIBLE = 1, 3  # mkl_service.h
 
 
 def applies() -> bool:
-    """Whether this machine has the code paths to pin (x86-64; elsewhere there is one path anyway)."""
+    """Whether the pins apply here: on x86-64, where the committed notebooks were computed."""
     return platform.machine().lower() in ("x86_64", "amd64")
 
 

@@ -2,10 +2,11 @@
 
 The library, which later graph families import: `graph` (the container, CSR / CSC views, batching),
 `segment` (sum, mean, max and softmax over CSR segments), `aggregators` (learnable ones too),
-`smoothing` (the Dirichlet energy, and the rounds of seeded GCN, SGC and GAT it falls over), `message_passing` (the message / aggregate /
-update base), `spmm` and `attention` (the two aggregations with kernels), `layers` (GCN, SGC, GAT) and
-`datasets` (karate club, CSBM, power-law and algorithmic graphs); the registry's ops in `ops`; the
-notebook's exercises in `exercises`; one module per paper, with its toy and its claim, in `papers/`.
+`smoothing` (the Dirichlet energy, and the rounds of seeded GCN, SGC and GAT it falls over),
+`message_passing` (the message / aggregate / update base), `spmm` and `attention` (the two
+aggregations with kernels), `layers` (GCN, SGC, GAT) and `datasets` (karate club, CSBM, power-law and
+algorithmic graphs); the registry's ops in `ops`; the notebook's exercises in `exercises`; one module
+per paper, with its toy and its claim, in `papers/`.
 """
 FAMILY = "gnn-message-passing"
 WIDGET = "course.widgets.message_passing:gallery"

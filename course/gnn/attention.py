@@ -26,11 +26,12 @@ def check_gat_args(where: str, rowptr, col, h, a_src, a_dst, negative_slope):
     check_csr(where, rowptr, col, h.shape[0])
     S, H, _ = h.shape
     N = rowptr.numel() - 1
-    for name, t, rows, letter in (("a_src", a_src, S, "S = h.shape[0]"), ("a_dst", a_dst, N, "N = len(rowptr) - 1")):
+    for name, t, rows, letter in (("a_src", a_src, S, "S = h.shape[0]"),
+                                  ("a_dst", a_dst, N, "N = len(rowptr) - 1")):
         check_tensor(where, name, t, ndim=2, kind="float")
         if tuple(t.shape) != (rows, H):
-            raise ValueError(f"{where}: `{name}` must be of shape [{letter.split(' ')[0]}, H] = ({rows}, {H}) "
-                             f"with {letter}; got shape {tuple(t.shape)}.")
+            raise ValueError(f"{where}: `{name}` must be of shape [{letter.split(' ')[0]}, H] = "
+                             f"({rows}, {H}) with {letter}; got shape {tuple(t.shape)}.")
         if t.dtype != h.dtype:
             raise TypeError(f"{where}: `{name}` must have the dtype of `h` ({h.dtype}); got {t.dtype}.")
     if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool) \

@@ -10,8 +10,9 @@ SINGLE_AND_DOUBLE = (torch.float32, torch.float64)
 
 def case_graph(params: dict, generator: torch.Generator):
     """The CSR of a case's graph: a power-law graph of N nodes and E edges (hubs capped at `hub`),
-    plus `star` extra edges into node 0 from distinct sources; `isolated` nodes appended with no edges; `sources` S > N
-    makes the product rectangular. -> rowptr [N + 1], col [E] (in the case's index dtype)."""
+    plus `star` extra edges into node 0 from distinct sources; `isolated` nodes appended with no
+    edges; `sources` S > N makes the product rectangular.
+    -> rowptr [N + 1], col [E] (in the case's index dtype)."""
     N, E = params["N"], params["E"]
     S = params.get("sources", N)
     seed = int(torch.randint(2 ** 31, (1,), generator=generator))

@@ -17,10 +17,11 @@ REDUCTIONS = ("sum", "mean", "max")
 def check_segments(where: str, src, ptr):
     check_tensor(where, "src", src, kind="float")
     check_tensor(where, "ptr", ptr, ndim=1, kind="int")
-    if ptr.numel() == 0 or ptr[0] != 0 or ptr[-1] != src.shape[0] or (ptr.numel() > 1 and (ptr.diff() < 0).any()):
+    if ptr.numel() == 0 or ptr[0] != 0 or ptr[-1] != src.shape[0] \
+            or (ptr.numel() > 1 and (ptr.diff() < 0).any()):
+        first, last = (ptr[0].item(), ptr[-1].item()) if ptr.numel() else (None, None)
         raise ValueError(f"{where}: `ptr` must be non-decreasing offsets from 0 to src.shape[0] = "
-                         f"{src.shape[0]}; got {ptr.numel()} offsets from "
-                         f"{ptr[0].item() if ptr.numel() else None} to {ptr[-1].item() if ptr.numel() else None}.")
+                         f"{src.shape[0]}; got {ptr.numel()} offsets from {first} to {last}.")
 
 
 def segment(src: torch.Tensor, ptr: torch.Tensor, reduce: str = "sum") -> torch.Tensor:

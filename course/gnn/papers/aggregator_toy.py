@@ -54,8 +54,8 @@ def stars(sizes, seed: int = 0):
     """
     sizes = [int(d) for d in sizes]
     if not sizes or min(sizes) < 2:
-        raise ValueError(f"aggregator_toy.stars: every star needs at least 2 leaves (the second largest); got sizes "
-                         f"from {min(sizes, default=None)} to {max(sizes, default=None)}.")
+        raise ValueError(f"aggregator_toy.stars: every star needs at least 2 leaves (the second largest); "
+                         f"got sizes from {min(sizes, default=None)} to {max(sizes, default=None)}.")
     g = torch.Generator().manual_seed(seed)
     total = sum(sizes) + len(sizes)
     x = torch.zeros(total, 2)

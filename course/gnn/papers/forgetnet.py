@@ -215,5 +215,6 @@ CLAIM = Claim(
     note="Small, briefly trained reasoners (relative errors of 4-15% already on the training sizes). "
          "BFS was tried first and all three solve it exactly at this scale, hence Bellman-Ford. "
          "G-ForgetNet is ahead of the baseline on every seed (0.30x, 0.67x, 0.83x its error); ForgetNet "
-         "on seeds 0 and 1 (0.31x, 0.48x) but behind on seed 2 (1.23x), where the claim fails. Its regulariser is read from the paper as the closed-gate path's loss added to its own.",
+         "on seeds 0 and 1 (0.31x, 0.48x) but behind on seed 2 (1.23x), where the claim fails. Its "
+         "regulariser is read from the paper as the closed-gate path's loss added to its own.",
 )

@@ -85,7 +85,8 @@ class EncodeProcessDecode(nn.Module):
         e, v, u = e0, v0, u0
         if self.message_passing:
             for _ in range(steps):
-                e, v, u = self.core(graph, torch.cat([e0, e], 1), torch.cat([v0, v], 1), torch.cat([u0, u], 1))
+                e, v, u = self.core(graph, torch.cat([e0, e], 1), torch.cat([v0, v], 1),
+                                    torch.cat([u0, u], 1))
         return self.dec_v(v).squeeze(1), self.dec_e(e).squeeze(1)
 
 
@@ -127,7 +128,8 @@ def graph_networks_experiment(seed: int) -> dict:
             m[f"{name}_small"] = balanced_accuracy(model(small)[0], small.y)
             m[f"{name}_large"] = balanced_accuracy(model(large)[0], large.y)
         # the same block run for 3x the steps: enough rounds to cross a large graph's path
-        m["gn_large_24_steps"] = balanced_accuracy(models["gn"](large, 3 * STEPS_OF_MESSAGE_PASSING)[0], large.y)
+        deep = models["gn"](large, 3 * STEPS_OF_MESSAGE_PASSING)[0]
+        m["gn_large_24_steps"] = balanced_accuracy(deep, large.y)
     m["gn_over_mlp_large"] = m["gn_large"] - m["mlp_large"]
     return m
 

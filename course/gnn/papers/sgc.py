@@ -169,7 +169,8 @@ def sgc_experiment(seed: int) -> dict:
     graph = csbm_graph(seed)
     m = {f"csbm_{k}": v for k, v in compare(graph, *split_nodes(graph.y, 5, seed=seed), seed=seed).items()}
     club = karate_club()
-    m.update({f"karate_{k}": v for k, v in compare(club, *split_nodes(club.y, 2, seed=seed), seed=seed).items()})
+    karate = compare(club, *split_nodes(club.y, 2, seed=seed), seed=seed)
+    m.update({f"karate_{k}": v for k, v in karate.items()})
     return m
 
 

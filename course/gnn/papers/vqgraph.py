@@ -218,9 +218,9 @@ CLAIM = Claim(
     thresholds=("vq_minus_logit >= 0.02",),
     held_on=(),
     note="Not reproduced. Transductively, plain logit distillation already matches the teacher (an MLP "
-         "memorises the teacher's labels of 300 nodes), and adding the code targets costs the "
-         "student 0.4-4.4 points. On held-out nodes the students never saw (measured "
-         "after that result, outside the threshold), the codes cost 0-9 points. With a 32-code book on 300 nodes the soft code "
+         "memorises the teacher's labels of 300 nodes), and adding the code targets costs the student "
+         "0.4-4.4 points. On held-out nodes the students never saw (measured after that result, outside "
+         "the threshold), the codes cost 0-9 points. With a 32-code book on 300 nodes the soft code "
          "assignments tell the MLP nothing that the teacher's logits do not.",
     summary=lambda m: (
         f"CSBM with weak features, test accuracy: GCN teacher {m['teacher_accuracy']:.2f} (uses "
