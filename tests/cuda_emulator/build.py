@@ -96,7 +96,7 @@ def build(module_name: str, kernel_dir: Path | None = None, name: str | None = N
         sources.append(write_if_changed(sources_dir / f"{source.stem}_emulated.cpp", emulated))
     return load(name=name, sources=[str(s) for s in sources],
                 extra_include_paths=[str(FAKE_CUDA_INCLUDE), str(kernel_dir)],
-                extra_cflags=["-O2", *EMULATOR_FLAGS],
+                extra_cflags=["-O1", *EMULATOR_FLAGS],
                 extra_ldflags=["-pthread"], verbose=verbose)
 
 
