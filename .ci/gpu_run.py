@@ -5,7 +5,7 @@
 
 Steps, each with its log in OUT and its result in OUT/gpu-run.json:
   install    pip install -e . with --no-deps --no-index: the machine's torch and Triton stay as they are
-  build      compile the CUDA extensions (MoE, GNN) once (later steps reuse torch's cache)
+  build      compile the CUDA extensions (MoE, GNN, diffusion) once (later steps reuse torch's cache)
   harness    the one harness on compiled Triton and CUDA: every case, at full and beyond-int32 sizes,
              in every dtype each backend declares (fp32, fp16, bf16, fp64); and auto's choices
   memcheck   compute-sanitizer --tool memcheck on the CUDA backends' small cases
@@ -32,11 +32,13 @@ PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addop
           "--import-mode=importlib", "-q", "-rfE"]
 GPU_TESTS = ["tests/test_ops.py", "tests/test_registry.py"]
 KERNELS = "triton or cuda or auto"  # the compiled backends, and what auto picks among them
-SMALL_CUDA = "cuda and not 16384 and not beyond and not 10M and (float32 or bfloat16)"
+SMALL_CUDA = ("cuda and not 16384 and not beyond and not 10M and not 65536 and not 4096 "
+              "and (float32 or bfloat16)")
 # What the GPU steps import besides the tests: the kernels, the benchmark runner, the command line.
 DRY_IMPORTS = ("import course, course.bench, course.cli, course.doctor\n"
                "from course.kernels.moe import triton_moe, triton_experts, cuda_moe\n"
                "from course.kernels.gnn import triton_gnn, cuda_gnn\n"
+               "from course.kernels.diffusion import triton_diffusion, cuda_diffusion\n"
                "assert course.cli.main(['bench', '--help']) == 0\n")
 
 
@@ -57,7 +59,9 @@ def plan(out: Path) -> list[Step]:
         Step("install", [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
                          "--no-build-isolation", "-q", "-e", "."], 120),
         Step("build", [sys.executable, "-c", "from course.kernels.moe import cuda_moe; cuda_moe.extension(); "
-                       "from course.kernels.gnn import cuda_gnn; cuda_gnn.extension()"], 300),
+                       "from course.kernels.gnn import cuda_gnn; cuda_gnn.extension(); "
+                       "from course.kernels.diffusion import cuda_diffusion; "
+                       "cuda_diffusion.extension()"], 300),
         Step("harness", [*PYTEST, *GPU_TESTS, "-k", KERNELS, f"--junitxml={out / 'harness.xml'}"], 300),
         Step("memcheck", [sanitizer, "--tool", "memcheck", "--error-exitcode", "99", *small], 150),
         Step("racecheck", [sanitizer, "--tool", "racecheck", "--error-exitcode", "99", *small], 150),

@@ -161,14 +161,17 @@ def table(records) -> str:
     """Records (dataclasses or dicts) as an aligned text table; a row timed on the pinned numerics
     (slower matmuls: MKL's compatible branch) is marked, with a footnote."""
     rows = [r if isinstance(r, dict) else asdict(r) for r in records]
-    lines = [f"{'op':<18}{'case':<32}{'dtype':<10}{'backend':<16}{'ms':>10}{'GB/s':>9}{'TFLOP/s':>9}"
-             f"{'of peak':>9}"]
+    op_width = max([18] + [len(r["op"]) + 1 for r in rows])
+    case_width = max([32] + [len(r["case"]) + 1 for r in rows])
+    lines = [f"{'op':<{op_width}}{'case':<{case_width}}{'dtype':<10}{'backend':<16}{'ms':>10}{'GB/s':>9}"
+             f"{'TFLOP/s':>9}{'of peak':>9}"]
     for r in rows:
         gbps = f"{r['gbps']:.1f}" if r.get("gbps") else "-"
         tflops = f"{r['tflops']:.2f}" if r.get("tflops") else "-"
         peak = f"{100 * r['peak_fraction']:.0f}%" if r.get("peak_fraction") else "-"
         backend = r["backend"] + (" *" if r.get("numerics") == "pinned" else "")
-        lines.append(f"{r['op']:<18}{r['case']:<32}{r.get('dtype', 'float32'):<10}{backend:<16}"
+        lines.append(f"{r['op']:<{op_width}}{r['case']:<{case_width}}{r.get('dtype', 'float32'):<10}"
+                     f"{backend:<16}"
                      f"{r['ms']:>10.3f}{gbps:>9}{tflops:>9}{peak:>9}")
     if any(r.get("numerics") == "pinned" for r in rows):
         lines.append("* timed on the pinned numerics (course.numerics: MKL's compatible branch, slower "

@@ -168,7 +168,9 @@ class Case:
     params: dict
     devices: tuple[str, ...] = ("cpu", "cuda")  # where the case runs (a GPU-sized case: ("cuda",))
     dtypes: tuple[torch.dtype, ...] | None = None  # the dtypes it runs in; None: every supported one
-    skip_backends: tuple[str, ...] = ()  # backends not timed at this (benchmark) size: a loop too slow
+    # backends left out of this case: a loop too slow to time at a benchmark's size, or a peer that a
+    # test case does not hold to the tolerance (a known limit of the peer, said where the case is)
+    skip_backends: tuple[str, ...] = ()
 
     def runs_in(self, dtype: torch.dtype) -> bool:
         return self.dtypes is None or dtype in self.dtypes

@@ -70,6 +70,21 @@ def seeded(seed: int | None):
         yield
 
 
+class DecayingAdam(torch.optim.Adam):
+    """Adam whose learning rate falls linearly from lr to 0 over `total` steps (pass it to `fit` as
+    `optimizer=DecayingAdam, total=steps`): a short toy training ends at a minimum, not bouncing."""
+
+    def __init__(self, params, lr: float, total: int):
+        super().__init__(params, lr=lr)
+        self.base_lr, self.total, self.done = lr, total, 0
+
+    def step(self, closure=None):
+        for group in self.param_groups:
+            group["lr"] = self.base_lr * max(0.0, 1 - self.done / self.total)
+        self.done += 1
+        return super().step(closure)
+
+
 def progress_enabled(progress) -> bool:
     """`progress` is True, False or "auto" (on, unless COURSE_PROGRESS=0 is set)."""
     if progress == "auto":

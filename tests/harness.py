@@ -28,6 +28,8 @@ def run_case(op, impl, fn, case, dtype, device, harness_log, backend=None):
     """One harness case on `device`: skipped where the case or the dtype does not run there."""
     if not case.runs_on(device):
         pytest.skip(f"case {case.name!r} is sized for {', '.join(case.devices)}")
+    if impl.backend in case.skip_backends:
+        pytest.skip(f"case {case.name!r} does not hold {impl.backend} to the tolerance (the case says why)")
     if dtype not in impl.supported_dtypes():
         pytest.skip(f"{impl.backend} does not declare {dtype} here (refusal checked separately)")
     heavy = case.params.get("T", 0) >= MANY_TOKENS or case.params.get("heavy", False)

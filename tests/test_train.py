@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from course.train import fit, one_thread
+from course.train import DecayingAdam, fit, one_thread
 
 
 def quadratic():
@@ -46,3 +46,13 @@ def test_fit_names_its_bad_arguments():
         fit([torch.zeros(2)], loss, steps=10, lr=0.1)
     with pytest.raises(ValueError, match="`steps`"):
         fit([w], loss, steps=-1, lr=0.1)
+
+
+def test_decaying_adam_falls_linearly_to_zero():
+    p = torch.zeros(1, requires_grad=True)
+    opt, seen = DecayingAdam([p], lr=0.4, total=4), []
+    for _ in range(5):
+        p.grad = torch.ones(1)
+        opt.step()
+        seen.append(opt.param_groups[0]["lr"])
+    assert seen == pytest.approx([0.4, 0.3, 0.2, 0.1, 0.0])

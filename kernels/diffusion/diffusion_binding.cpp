@@ -1,0 +1,150 @@
+// PyTorch binding of the diffusion CUDA kernels: tensors in, launcher calls, tensors out.
+// Arguments are checked in Python (course.diffusion.ideal.check_ideal_denoiser_args,
+// course.diffusion.samplers.check_heun_step_args and kernels/diffusion/host.py) before they reach this
+// file: rows contiguous in one dtype, levels contiguous float32 [N]. Python passes the current CUDA
+// stream as an integer (torch.cuda.current_stream().cuda_stream), so this file needs only the CPU
+// headers of PyTorch. It includes the tensor and pybind11 headers alone, not <torch/extension.h>: it
+// compiles four times faster. Python launches on the tensors' own device (torch.cuda.device in
+// cuda_diffusion.py); every launch is followed by check_launch, so a refused launch raises here, by name.
+#include <ATen/core/Tensor.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <torch/csrc/utils/pybind.h>
+
+#include "diffusion_kernels.h"
+
+namespace {
+
+cudaStream_t as_stream(int64_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
+
+template <typename T>
+const T* data(const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); }
+
+template <typename T>
+T* mutable_data(at::Tensor& t) { return reinterpret_cast<T*>(t.data_ptr()); }
+
+// Calls body(storage type{}) for float32, float16 and bfloat16 tensors.
+template <typename Body>
+void by_dtype(const at::Tensor& t, Body body) {
+  switch (t.scalar_type()) {
+    case at::kFloat: body(float{}); break;
+    case at::kHalf: body(__half{}); break;
+    case at::kBFloat16: body(__nv_bfloat16{}); break;
+    default:
+      TORCH_CHECK(false, "diffusion CUDA kernels take float32, float16 or bfloat16; got ", t.scalar_type());
+  }
+}
+
+void check_float32(const char* where, const char* name, const at::Tensor& t) {
+  TORCH_CHECK(t.scalar_type() == at::kFloat, where, ": `", name, "` must be float32; got ", t.scalar_type());
+}
+
+// A launch the GPU refused (bad configuration, no kernel image for this device) raises, named.
+void check_launch(const char* kernel) {
+  const cudaError_t error = cudaGetLastError();
+  TORCH_CHECK(error == cudaSuccess, kernel, ": the CUDA launch failed: ", cudaGetErrorString(error));
+}
+
+}  // namespace
+
+at::Tensor ideal_forward(at::Tensor x, at::Tensor y, at::Tensor sigma, at::Tensor out, at::Tensor m,
+                         at::Tensor l, int64_t stream) {
+  check_float32("ideal_forward", "sigma", sigma);
+  check_float32("ideal_forward", "m", m);
+  check_float32("ideal_forward", "l", l);
+  by_dtype(x, [&](auto zero) {
+    using scalar_t = decltype(zero);
+    launch_ideal_forward<scalar_t>(data<scalar_t>(x), data<scalar_t>(y), data<float>(sigma),
+                                   mutable_data<scalar_t>(out), mutable_data<float>(m),
+                                   mutable_data<float>(l), x.size(0), y.size(0), x.size(1),
+                                   as_stream(stream));
+    check_launch("ideal_forward");
+  });
+  return out;
+}
+
+at::Tensor ideal_backward(at::Tensor x, at::Tensor y, at::Tensor sigma, at::Tensor m, at::Tensor l,
+                          at::Tensor grad, at::Tensor grad_x, int64_t stream) {
+  check_float32("ideal_backward", "sigma", sigma);
+  check_float32("ideal_backward", "m", m);
+  check_float32("ideal_backward", "l", l);
+  by_dtype(x, [&](auto zero) {
+    using scalar_t = decltype(zero);
+    launch_ideal_backward<scalar_t>(data<scalar_t>(x), data<scalar_t>(y), data<float>(sigma), data<float>(m),
+                                    data<float>(l), data<scalar_t>(grad), mutable_data<scalar_t>(grad_x),
+                                    x.size(0), y.size(0), x.size(1), as_stream(stream));
+    check_launch("ideal_backward");
+  });
+  return grad_x;
+}
+
+at::Tensor heun_forward(at::Tensor x, at::Tensor denoised, at::Tensor denoised_next, at::Tensor noise,
+                        at::Tensor sigma, at::Tensor sigma_next, at::Tensor sigma_next_hat, at::Tensor out,
+                        int64_t stream) {
+  check_float32("heun_forward", "sigma", sigma);
+  check_float32("heun_forward", "sigma_next", sigma_next);
+  check_float32("heun_forward", "sigma_next_hat", sigma_next_hat);
+  by_dtype(x, [&](auto zero) {
+    using scalar_t = decltype(zero);
+    launch_heun_forward<scalar_t>(data<scalar_t>(x), data<scalar_t>(denoised), data<scalar_t>(denoised_next),
+                                  data<scalar_t>(noise), data<float>(sigma), data<float>(sigma_next),
+                                  data<float>(sigma_next_hat), mutable_data<scalar_t>(out), x.size(0),
+                                  x.size(1), as_stream(stream));
+    check_launch("heun_forward");
+  });
+  return out;
+}
+
+void heun_backward(at::Tensor grad, at::Tensor sigma, at::Tensor sigma_next, at::Tensor sigma_next_hat,
+                   at::Tensor grad_x, at::Tensor grad_denoised, at::Tensor grad_denoised_next,
+                   at::Tensor grad_noise, int64_t stream) {
+  check_float32("heun_backward", "sigma", sigma);
+  check_float32("heun_backward", "sigma_next", sigma_next);
+  check_float32("heun_backward", "sigma_next_hat", sigma_next_hat);
+  by_dtype(grad, [&](auto zero) {
+    using scalar_t = decltype(zero);
+    launch_heun_backward<scalar_t>(data<scalar_t>(grad), data<float>(sigma), data<float>(sigma_next),
+                                   data<float>(sigma_next_hat), mutable_data<scalar_t>(grad_x),
+                                   mutable_data<scalar_t>(grad_denoised),
+                                   mutable_data<scalar_t>(grad_denoised_next),
+                                   mutable_data<scalar_t>(grad_noise), grad.size(0), grad.size(1),
+                                   as_stream(stream));
+    check_launch("heun_backward");
+  });
+}
+
+at::Tensor edm_forward(at::Tensor x, at::Tensor raw, at::Tensor sigma, at::Tensor out, double sigma_data,
+                       int64_t stream) {
+  check_float32("edm_forward", "sigma", sigma);
+  by_dtype(x, [&](auto zero) {
+    using scalar_t = decltype(zero);
+    launch_edm_forward<scalar_t>(data<scalar_t>(x), data<scalar_t>(raw), data<float>(sigma),
+                                 mutable_data<scalar_t>(out), x.size(0), x.size(1),
+                                 static_cast<float>(sigma_data), static_cast<float>(sigma_data * sigma_data),
+                                 as_stream(stream));
+    check_launch("edm_forward");
+  });
+  return out;
+}
+
+void edm_backward(at::Tensor grad, at::Tensor sigma, at::Tensor grad_x, at::Tensor grad_raw,
+                  double sigma_data, int64_t stream) {
+  check_float32("edm_backward", "sigma", sigma);
+  by_dtype(grad, [&](auto zero) {
+    using scalar_t = decltype(zero);
+    launch_edm_backward<scalar_t>(data<scalar_t>(grad), data<float>(sigma), mutable_data<scalar_t>(grad_x),
+                                  mutable_data<scalar_t>(grad_raw), grad.size(0), grad.size(1),
+                                  static_cast<float>(sigma_data), static_cast<float>(sigma_data * sigma_data),
+                                  as_stream(stream));
+    check_launch("edm_backward");
+  });
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("ideal_forward", &ideal_forward, "the ideal denoiser as a streaming softmax; saves m and l");
+  m.def("ideal_backward", &ideal_backward, "the ideal denoiser's gradient with respect to x, two sweeps");
+  m.def("heun_forward", &heun_forward, "one fused step of EDM's Algorithm 2");
+  m.def("heun_backward", &heun_backward, "the step's gradients of x, denoised, denoised_next and noise");
+  m.def("edm_forward", &edm_forward, "EDM's preconditioning after the network, c_skip x + c_out raw");
+  m.def("edm_backward", &edm_backward, "its gradients of x and raw");
+}
