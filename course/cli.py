@@ -87,11 +87,12 @@ def cmd_claims(args) -> int:
     results = claims.Results(claims.run(c, s) for c, s in tqdm(jobs, desc="claims"))
     print(results)
     seeds = sorted({s for _, s in jobs})
-    print(f"\n{'claim':<28}{'kind':<15}{'reported':<17}" + "".join(f"{'seed ' + str(s):<12}" for s in seeds))
+    width = max([28] + [len(c.id) + 2 for c in chosen])
+    print(f"\n{'claim':<{width}}{'kind':<15}{'reported':<17}" + "".join(f"{'seed ' + str(s):<12}" for s in seeds))
     by_key = {(r.claim.id, r.seed): r for r in results}
     surprises = 0
     for claim in chosen:
-        row = f"{claim.id:<28}{claim.kind:<15}{claim.verdict:<17}"
+        row = f"{claim.id:<{width}}{claim.kind:<15}{claim.verdict:<17}"
         for seed in seeds:
             result = by_key.get((claim.id, seed))
             if result is None:
