@@ -94,6 +94,9 @@ def lab(tmp_path_factory):
     command = [*BACKGROUND, sys.executable, "-m", "course.cli", "lab", "--no-browser", "--ip=127.0.0.1",
                f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
                "--LabApp.expose_app_in_browser=True"]  # `course lab`, as a learner runs it
+    news = tmp / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text(json.dumps({"fetchNews": "false"}))  # no "get notified?" toast over the notebook
     log = open(tmp / "lab.log", "w")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home,
                               start_new_session=True)  # its own process group, ended whole below
@@ -163,9 +166,6 @@ def open_notebook(page, lab, name: str):
         except Exception:
             if attempt == 2:
                 raise
-    news = page.get_by_role("button", name="No")  # JupyterLab's "get notified?" toast
-    if news.count():
-        news.first.click()
 
 
 def lab_command(page, command: str, args: dict | None = None):
@@ -254,6 +254,8 @@ def test_gallery_widgets_respond_and_lay_out_at_1000_px(lab, page):
     page.wait_for_function(f"() => ({WIDGET_BOXES_JS})().length >= {len(widgets)}", timeout=TIMEOUT_MS)
     boxes = page.locator(".jp-OutputArea-output > .widget-vbox")
     assert boxes.count() == len(widgets)
+    assert not page.get_by_text("get notified about official Jupyter news").count(), \
+        "JupyterLab's news toast is shown (its setting is written by the lab fixture)"
     for i, family in enumerate(widgets):
         box = boxes.nth(i)
         # drawn, not just created: an empty plot's axes come before the traces (CI's load showed the gap)
