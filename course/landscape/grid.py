@@ -22,6 +22,7 @@ from torch.func import functional_call, vmap
 
 from course.checks import check_shape, check_tensor
 from course.landscape.models import check_widths, mlp, parameter_count, unflatten
+from course.registry import check_backend
 
 
 def check_grid_loss_args(where: str, x, labels, theta, d1, d2, coords, widths) -> tuple:
@@ -105,3 +106,58 @@ def surface(x, labels, theta, d1, d2, alphas, betas, widths, backend: str = "aut
     coords = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
     losses = grid_loss_op(x, labels, theta, d1, d2, coords, widths, backend=backend)
     return losses.reshape(len(alphas), len(betas))
+
+
+def regular_grid(coords: torch.Tensor, where: str) -> tuple:
+    """(S, alpha_0, d_alpha, beta_0, d_beta) if coords [S*S, 2] is a regular S x S grid with alpha
+    the slow index (as `surface` and meshgrid 'ij' lay it out); else a ValueError that says so."""
+    G = coords.shape[0]
+    S = round(G ** 0.5)
+    if S * S != G:
+        raise ValueError(f"{where}: `coords` must be a regular S x S grid for loss-landscapes' "
+                         f"planar_interpolation; got G = {G} points, not a square.")
+    c = coords.double().reshape(S, S, 2)
+    a, b = c[:, 0, 0], c[0, :, 1]
+    da = float(a[1] - a[0]) if S > 1 else 0.0
+    db = float(b[1] - b[0]) if S > 1 else 0.0
+    expected = torch.stack(torch.meshgrid(a[0] + da * torch.arange(S, dtype=torch.float64),
+                                          b[0] + db * torch.arange(S, dtype=torch.float64),
+                                          indexing="ij"), dim=-1)
+    if not torch.allclose(c, expected, rtol=1e-5, atol=1e-6):
+        raise ValueError(f"{where}: `coords` must be a regular S x S grid (alpha the slow index, "
+                         "equal steps) for loss-landscapes' planar_interpolation; got another layout.")
+    return S, float(a[0]), da, float(b[0]), db
+
+
+def grid_loss_loss_landscapes(x, labels, theta, d1, d2, coords, widths) -> torch.Tensor:
+    """The same losses by the `loss-landscapes` package (PyPI), the peer a user would pick: its
+    `planar_interpolation` walks a plane from a start model towards two end models, evaluating a
+    `Loss` metric at each point (so the grid must be regular).
+
+    loss-landscapes 3.0.6 walks the rows in a zigzag and is off by one on alternate rows: with
+    `steps` = K, row i holds start + i/K (end_1 - start) + k/K (end_2 - start) for k = 1..K on even
+    rows but k = 0..K-1 on odd ones. So it is asked for K = S + 1 steps from one beta-step before the
+    grid, and the S x S points are read out of its (S+1) x (S+1): (S+1)^2 / S^2 of the work (4% at
+    S = 51), which the benchmark's ratio includes."""
+    import loss_landscapes
+    import loss_landscapes.metrics
+
+    widths = check_grid_loss_args("landscape.grid_loss", x, labels, theta, d1, d2, coords, widths)
+    check_backend("landscape.grid_loss", "loss_landscapes", "x", x)
+    if coords.shape[0] == 0:
+        return x.new_empty(0)
+    S, a0, da, b0, db = regular_grid(coords, "landscape.grid_loss (loss_landscapes)")
+    K = S + 1
+    models = []
+    for point in (theta + a0 * d1 + (b0 - db) * d2,  # start: one beta-step before the grid
+                  theta + (a0 + K * da) * d1 + (b0 - db) * d2,  # end one: K alpha-steps on
+                  theta + a0 * d1 + (b0 - db + K * db) * d2):  # end two: K beta-steps on
+        module = mlp(widths).to(device=x.device, dtype=x.dtype)
+        torch.nn.utils.vector_to_parameters(point, module.parameters())
+        models.append(module)
+    metric = loss_landscapes.metrics.Loss(lambda out, y: F.cross_entropy(in_float32_at_least(out), y),
+                                          x, labels)
+    with torch.no_grad():
+        walked = torch.as_tensor(loss_landscapes.planar_interpolation(*models, metric, steps=K))
+    rows = [walked[i, :S] if i % 2 == 0 else walked[i, 1:] for i in range(S)]  # beta offsets 1..S
+    return torch.stack(rows).reshape(-1).to(dtype=x.dtype, device=x.device)
