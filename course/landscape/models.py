@@ -60,14 +60,18 @@ def flatten(model: nn.Module) -> torch.Tensor:
 
 
 def load(model: nn.Module, theta: torch.Tensor) -> nn.Module:
-    """Write theta [P] into the model's parameters (in place) and return the model."""
+    """Copy theta [P] into the model's parameters (in place) and return the model. (Copied, not
+    viewed: training the model afterwards leaves theta as it was.)"""
     count = sum(p.numel() for p in model.parameters())
     check_tensor("landscape.load", "theta", theta, ndim=1, kind="float")
     if theta.numel() != count:
         raise ValueError(f"landscape.load: `theta` must have the model's {count} parameters; "
                          f"got {theta.numel()}.")
     with torch.no_grad():
-        torch.nn.utils.vector_to_parameters(theta.to(next(model.parameters()).dtype), model.parameters())
+        at = 0
+        for p in model.parameters():
+            p.copy_(theta[at:at + p.numel()].view_as(p))
+            at += p.numel()
     return model
 
 

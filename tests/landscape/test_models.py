@@ -41,3 +41,12 @@ def test_bad_input_names_the_argument():
         models.unflatten(torch.zeros(15), (3, 3, 1))
     with pytest.raises(ValueError, match="`theta` must have the model's 16 parameters"):
         models.load(models.mlp((3, 3, 1)), torch.zeros(5))
+
+
+def test_load_copies_so_training_the_model_leaves_theta_alone():
+    widths = (3, 5, 2)
+    theta = torch.zeros(models.parameter_count(widths))
+    model = models.load(models.mlp(widths), theta)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    assert torch.equal(theta, torch.zeros_like(theta))
