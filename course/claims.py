@@ -263,9 +263,14 @@ def run(claim, seed: int | None = None) -> Result:
 def counts(records) -> str:
     """'13 claims: 11 reproductions (8 reproduced on every seed), 2 demonstrations'."""
     reproductions = [c for c in records if c.kind == REPRODUCTION]
-    return (f"{len(records)} claims: {len(reproductions)} reproductions "
+    demonstrations = len(records) - len(reproductions)
+
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}" + ("" if n == 1 else "s")
+
+    return (f"{plural(len(records), 'claim')}: {plural(len(reproductions), 'reproduction')} "
             f"({sum(c.reproduced for c in reproductions)} reproduced on every seed), "
-            f"{len(records) - len(reproductions)} demonstrations")
+            f"{plural(demonstrations, 'demonstration')}")
 
 
 @dataclass

@@ -13,6 +13,8 @@ with 2 / eta (Cohen et al. 2021; Rosenfeld and Risteski 2023, "Outliers with Opp
 `top_eigenvalue` finds it by power iteration on v <- H v / |H v|, and `lanczos` by the Lanczos
 tridiagonalisation, whose extreme Ritz values converge in far fewer products.
 """
+import warnings
+
 import torch
 from torch.func import grad, jvp
 
@@ -71,7 +73,10 @@ def hvp_pyhessian(x, labels, theta, v, widths) -> torch.Tensor:
     widths = check_hvp_args("landscape.hvp", x, labels, theta, v, widths)
     check_backend("landscape.hvp", "pyhessian", "x", x)
     model = load(mlp(widths).to(device=x.device, dtype=x.dtype), theta)
-    with torch.enable_grad():
+    with torch.enable_grad(), warnings.catch_warnings():
+        # PyHessian calls backward(create_graph=True), which warns of a reference cycle: harmless here,
+        # the model is this call's own
+        warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
         h = PyHessian(model, torch.nn.functional.cross_entropy, data=(x, labels), cuda=x.is_cuda)
         vs = [part.reshape(p.shape) for part, p in zip(torch.split(v, [p.numel() for p in h.params]),
                                                       h.params)]
