@@ -39,7 +39,7 @@ def test_status_is_derived_from_the_checkout(tmp_path):
     assert moe.id == "moe-routing" and catalog.family("1") is moe
     assert catalog.status(moe, ROOT / "notebooks") == "notebook"
     assert catalog.status(moe, tmp_path) == "library"  # code, but no notebook in that folder
-    assert catalog.status(catalog.family("loss-landscapes"), ROOT / "notebooks") == "planned"
+    assert catalog.status(catalog.family("learning-dynamics"), ROOT / "notebooks") == "planned"
     assert {op.name for op in catalog.ops_of("moe-routing")} == {
         op.name for op in registry.all_ops("moe")}
 

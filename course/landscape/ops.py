@@ -136,5 +136,5 @@ hvp = register(Op(
                  Case("widths (64,1024,960,10), N=4096", dict(widths=(64, 1024, 960, 10), N=4096),
                       devices=("cuda",), dtypes=(torch.float32,))),
     tol=1e-5,
-    tols={torch.float16: 2e-2, torch.bfloat16: 1e-1},
+    tols={torch.float16: 2e-2, torch.bfloat16: 4e-2},  # bfloat16 Hessians: 2.5e-2 measured
 ))
