@@ -17,7 +17,8 @@ import torch
 
 from course.checks import check_finite, check_same_device, check_tensor
 from course.gnn.segment import broadcast, segment_softmax, segment_sum
-from course.gnn.spmm import accumulating, check_csr, destinations
+from course.gnn.spmm import check_csr, destinations
+from course.precision import accumulating
 from course.registry import check_backend
 
 

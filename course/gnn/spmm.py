@@ -18,15 +18,8 @@ import torch
 
 from course.checks import check_finite, check_index_range, check_same_device, check_tensor
 from course.gnn.segment import segment_sum
+from course.precision import accumulating
 from course.registry import check_backend
-
-HALVES = (torch.float16, torch.bfloat16)
-
-
-def accumulating(t: torch.Tensor) -> torch.Tensor:
-    """Half types are summed in float32 (and the result rounded once); others as they are."""
-    return t.float() if t is not None and t.dtype in HALVES else t
-
 
 def check_csr(where: str, rowptr, col, num_sources: int | None = None):
     """rowptr [N + 1] non-decreasing from 0 to E, col [E] integer in [0, num_sources)."""

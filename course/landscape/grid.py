@@ -25,6 +25,7 @@ from torch.func import functional_call, vmap
 
 from course.checks import check_shape, check_tensor
 from course.landscape.models import check_widths, mlp, parameter_count, unflatten
+from course.precision import accumulating
 from course.registry import check_backend
 
 
@@ -58,12 +59,6 @@ def check_grid_loss_args(where: str, x, labels, theta, d1, d2, coords, widths) -
     return widths
 
 
-def in_float32_at_least(t: torch.Tensor) -> torch.Tensor:
-    """Half-precision logits go to float32 for the cross-entropy (its sum over classes and
-    examples); float32 and float64 stay as they are."""
-    return t.float() if t.element_size() < 4 else t
-
-
 def grid_points(theta, d1, d2, coords) -> torch.Tensor:
     """The G parameter points theta + alpha_g d1 + beta_g d2, [G, P] (materialised)."""
     return theta + coords[:, :1].to(theta.dtype) * d1 + coords[:, 1:].to(theta.dtype) * d2
@@ -83,7 +78,7 @@ def grid_loss(x, labels, theta, d1, d2, coords, widths) -> torch.Tensor:
         for (W, b), (wname, bname) in zip(unflatten(point, widths), zip(names[::2], names[1::2])):
             params[wname], params[bname] = W, b
         logits = functional_call(module, params, (x,))
-        return F.cross_entropy(in_float32_at_least(logits), labels).to(x.dtype)
+        return F.cross_entropy(accumulating(logits), labels).to(x.dtype)
 
     if coords.shape[0] == 0:
         return x.new_empty(0)
@@ -105,7 +100,7 @@ def grid_loss_point_loop(x, labels, theta, d1, d2, coords, widths) -> torch.Tens
         for g in range(coords.shape[0]):
             point = theta + coords[g, 0].to(theta.dtype) * d1 + coords[g, 1].to(theta.dtype) * d2
             torch.nn.utils.vector_to_parameters(point, module.parameters())
-            out[g] = F.cross_entropy(in_float32_at_least(module(x)), labels).to(x.dtype)
+            out[g] = F.cross_entropy(accumulating(module(x)), labels).to(x.dtype)
     return out
 
 
@@ -166,7 +161,7 @@ def grid_loss_loss_landscapes(x, labels, theta, d1, d2, coords, widths) -> torch
         module = mlp(widths).to(device=x.device, dtype=x.dtype)
         torch.nn.utils.vector_to_parameters(point, module.parameters())
         models.append(module)
-    metric = loss_landscapes.metrics.Loss(lambda out, y: F.cross_entropy(in_float32_at_least(out), y),
+    metric = loss_landscapes.metrics.Loss(lambda out, y: F.cross_entropy(accumulating(out), y),
                                           x, labels)
     with torch.no_grad():
         walked = torch.as_tensor(loss_landscapes.planar_interpolation(*models, metric, steps=K))
