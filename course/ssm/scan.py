@@ -35,7 +35,7 @@ def check_scan_args(where: str, a, x):
     if a.dtype != x.dtype:
         raise TypeError(f"{where}: `a` must have x's dtype {x.dtype}; got {a.dtype}.")
     if a.numel():
-        low, high = float(a.min()), float(a.max())
+        low, high = float(a.detach().min()), float(a.detach().max())
         if not (low > 0 and high <= 1):  # NaN fails both
             raise ValueError(f"{where}: the gates `a` must lie in (0, 1] (a decay per step); got values "
                              f"from {low:.4g} to {high:.4g}.")

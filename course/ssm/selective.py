@@ -40,12 +40,12 @@ def check_selective_scan_args(where: str, u, delta, A, B, C, D):
     for name, t in (("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D)):
         if t is not None and t.dtype != u.dtype:
             raise TypeError(f"{where}: `{name}` must have u's dtype {u.dtype}; got {t.dtype}.")
-    if delta.numel() and not float(delta.min()) > 0:
+    if delta.numel() and not float(delta.detach().min()) > 0:
         raise ValueError(f"{where}: the steps `delta` must be > 0 (Mamba takes softplus of a projection); "
-                         f"got a minimum of {float(delta.min()):.4g}.")
-    if A.numel() and not float(A.max()) < 0:
+                         f"got a minimum of {float(delta.detach().min()):.4g}.")
+    if A.numel() and not float(A.detach().max()) < 0:
         raise ValueError(f"{where}: `A` must be negative everywhere (every state decays); got a maximum "
-                         f"of {float(A.max()):.4g}.")
+                         f"of {float(A.detach().max()):.4g}.")
 
 
 def discretize(u, delta, A, B):
