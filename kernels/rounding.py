@@ -1,12 +1,20 @@
-"""Rounding a float32 result to its storage dtype, shared by the Triton kernels of every family.
+"""Rounding a float32 result to its storage dtype, shared by the Triton kernels of every family, and
+their arithmetic type (`arithmetic`).
 
 A GPU rounds float32 -> bfloat16 to the nearest even value (PTX cvt.rn). The Triton interpreter
 truncates instead (its casts cut the low 16 bits), which leaves a bias of half an ulp that the harness
 sees in bfloat16. `to_storage` rounds bfloat16 by its bits, as c10's round_to_nearest_even does, so
 compiled and interpreted kernels store the same value; other dtypes use the plain cast.
 """
+import torch
 import triton
 import triton.language as tl
+
+
+def arithmetic(dtype: torch.dtype) -> dict:
+    """ACC, the kernels' arithmetic type for tensors of `dtype`: float64 for float64, float32 for the
+    other floats (half types accumulate in float32)."""
+    return dict(ACC=tl.float64 if dtype == torch.float64 else tl.float32)
 
 
 @triton.jit

@@ -11,7 +11,9 @@ the query x / sigma^2, the keys and values y_i, and a bias -|y_i|^2 / 2 sigma^2 
 scaled dot product it is the query [x / sigma^2, -1 / 2 sigma^2] against the key [y_i, |y_i|^2]:
 `ideal_denoiser_sdpa` hands that to torch's `scaled_dot_product_attention`. A streaming softmax over
 blocks of keys (`ideal_denoiser_online`) never holds the [N, M] weights: the kernels' algorithm,
-flash attention's. Modern Hopfield retrieval is the same computation without the bias.
+flash attention's. Modern Hopfield retrieval is the same computation without the bias, so the two ops
+share it: `course.streaming` with the norm weight h = 1/2 and the temperature t_i = sigma_i^2 here, h = 0
+and t_i = 1 / beta there, and the kernels of `kernels/triton_streaming.py` and `kernels/streaming.cu`.
 
 Noise levels are per query (sigma [N]), so that one call serves a batch at mixed noise.
 """
@@ -20,9 +22,7 @@ import torch
 from course.checks import check_tensor
 from course.diffusion.mixtures import check_sigma
 from course.registry import check_backend
-
-BLOCK_M = 64  # keys per block of the streaming softmax
-
+from course.streaming import SOFTMAX, accumulator, streaming_retrieval
 
 def check_ideal_denoiser_args(where: str, x, y, sigma) -> torch.Tensor:
     """The op's argument checks, shared by every backend; returns sigma as a tensor [N]."""
@@ -70,66 +70,6 @@ def ideal_denoiser_sdpa(x, y, sigma):
     return out[0]
 
 
-def streaming_forward(x, y, sigma):
-    """The forward pass block by block: the output [N, D], and each query's maximum logit m and sum
-    l of exp(logit - m) ([N, 1] each), which are all the backward pass needs: p_i = exp(logit_i - m) / l.
-    (Flash attention keeps lse = m + log l, one number; rounding m + log l costs the float32
-    weights a relative error of eps |m|, here up to 1e-4, so the two are kept apart.)"""
-    acc = torch.promote_types(x.dtype, torch.float32)
-    N, D = x.shape
-    m = torch.full((N, 1), float("-inf"), dtype=acc)  # running maximum of the logits
-    l = torch.zeros(N, 1, dtype=acc)  # running sum of exp(logit - m)
-    out = torch.zeros(N, D, dtype=acc)  # running sum of exp(logit - m) y_i
-    for start in range(0, y.shape[0], BLOCK_M):
-        yb = y[start:start + BLOCK_M]
-        logits = key_logits(x, yb, sigma)  # [N, block]
-        m_new = torch.maximum(m, logits.max(dim=1, keepdim=True).values)
-        rescale = torch.exp(m - m_new)  # 0 on the first block (m = -inf)
-        p = torch.exp(logits - m_new)
-        l = l * rescale + p.sum(1, keepdim=True)
-        out = out * rescale + p @ yb.to(acc)
-        m = m_new
-    return out / l, m, l
-
-
-def streaming_backward(x, y, sigma, out, m, l, grad):
-    """dL/dx block by block, after flash attention's backward: with p_i = exp(logit_i - m) / l rebuilt
-    from the saved m and l, dL/dlogit_i = p_i (<grad, y_i> - delta) with delta = sum_i p_i <grad, y_i>,
-    and dlogit_i/dx = y_i / sigma^2. delta is <grad, out> in exact arithmetic; it is summed here in
-    a first sweep from the same products <grad, y_i> as the second, so that where the weights are
-    one-hot (small sigma) the difference is exactly 0, as the true gradient is, instead of a rounding
-    error that 1 / sigma^2 magnifies. -> [N, D] (float32 or float64)"""
-    acc = out.dtype
-    grad = grad.to(acc)
-
-    def blocks():
-        for start in range(0, y.shape[0], BLOCK_M):
-            yb = y[start:start + BLOCK_M]
-            p = torch.exp(key_logits(x, yb, sigma) - m) / l  # [N, block]
-            yield p, yb.to(acc), grad @ yb.to(acc).T  # weights, values, <grad, y_i>
-
-    delta = sum((p * gy).sum(1, keepdim=True) for p, _, gy in blocks())  # [N, 1]
-    grad_x = torch.zeros_like(out)
-    for p, yb, gy in blocks():
-        grad_x += (p * (gy - delta)) @ yb
-    return grad_x / sigma.to(acc)[:, None] ** 2
-
-
-class StreamingIdealDenoiser(torch.autograd.Function):
-    """The streaming softmax as an autograd Function: the [N, M] weights exist in neither pass."""
-
-    @staticmethod
-    def forward(ctx, x, y, sigma):
-        out, m, l = streaming_forward(x, y, sigma)
-        ctx.save_for_backward(x, y, sigma, out, m, l)
-        return out.to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, y, sigma, out, m, l = ctx.saved_tensors
-        return streaming_backward(x, y, sigma, out, m, l, grad).to(x.dtype), None, None
-
-
 def check_gradients_only_for_x(where: str, y, sigma):
     """The streaming backward differentiates x only (what guidance needs): refuse, rather than leave
     silently without a gradient, a y or sigma that asks for one."""
@@ -140,11 +80,12 @@ def check_gradients_only_for_x(where: str, y, sigma):
 
 
 def ideal_denoiser_online(x, y, sigma):
-    """The same by a streaming softmax over blocks of BLOCK_M training points: a running maximum m,
-    a running sum l of exp(logit - m) and a running weighted sum of the y_i, rescaled by
-    exp(m_old - m_new) whenever a block raises the maximum; the backward rebuilds the weights from
-    m and l (`StreamingIdealDenoiser`). The [N, M] weights never exist. -> [N, D]"""
+    """The same by the streaming softmax of `course.streaming` over blocks of training points, with
+    logit_ij = (x_i . y_j - |y_j|^2 / 2) / sigma_i^2: a running maximum m, a running sum l of
+    exp(logit - m) and a running weighted sum of the y_j, rescaled by exp(m_old - m_new) whenever a block
+    raises the maximum; the backward rebuilds the weights from m and l. The [N, M] weights never exist.
+    -> [N, D]"""
     where = "diffusion.ideal_denoiser_online"
     sigma = check_ideal_denoiser_args(where, x, y, sigma)
     check_gradients_only_for_x(where, y, sigma)
-    return StreamingIdealDenoiser.apply(x, y, sigma)
+    return streaming_retrieval(x, y, sigma.to(accumulator(x.dtype)) ** 2, 0.5, SOFTMAX)

@@ -13,7 +13,6 @@ exponentially small leak from the rest, and the weights are a point of the simpl
 streaming form whose threshold comes from one sorted row (`course.streaming`), as in the kernels;
 `sparse_retrieve_entmax` uses the `entmax` package's sparsemax, the peer.
 """
-import torch
 
 from course.hopfield.modern import check_beta, check_retrieve_args, temperatures
 from course.streaming import SPARSEMAX, accumulator, sparsemax, streaming_retrieval
