@@ -21,8 +21,8 @@ window, which a KAN represents directly and a linear gate cannot.
 
 The paper's point is the KAN inside the gate, so the baseline that decides the claim is the same
 gate with linear layers (GRN) at a matched parameter count; the 28-parameter softmax-linear gate is
-reported beside them. The KAN layer is the course's B-spline KAN layer until the neuron-models
-family holds the shared one.
+reported beside them. The KAN layer is the course's one B-spline KAN layer, the neuron-models family's
+(`course.neurons.layers.KANLayer`, over the op `neurons.kan_linear`).
 """
 import random
 
@@ -33,6 +33,7 @@ from torch import nn
 from course.checks import check_int
 from course.claims import REPRODUCTION, Claim
 from course.metrics import parameter_count
+from course.neurons.layers import KANLayer
 from course.train import fit, seeded
 
 
@@ -60,59 +61,6 @@ def lagged_windows(x, window: int):
     """Inputs and next-value targets: X[t] = x[t - window : t], y[t] = x[t]. -> [N, window], [N]"""
     X = x.unfold(0, window, 1)[:-1]  # [N, window]
     return X, x[window:]
-
-
-def b_spline_basis(x, grid, order: int = 3):
-    """Cox-de Boor: the B-splines of `order` on the knots `grid` [G + 2 order + 1] at x [...].
-
-    -> [..., G + order] basis values (they sum to 1 inside the grid's central range).
-    """
-    x = x.unsqueeze(-1)
-    basis = ((x >= grid[:-1]) & (x < grid[1:])).to(x.dtype)  # order 0
-    for p in range(1, order + 1):
-        left = (x - grid[:-(p + 1)]) / (grid[p:-1] - grid[:-(p + 1)]) * basis[..., :-1]
-        right = (grid[p + 1:] - x) / (grid[p + 1:] - grid[1:-p]) * basis[..., 1:]
-        basis = left + right
-    return basis
-
-
-def cubic_b_spline_basis(x, grid):
-    """The same cubic B-splines for a uniform grid, in closed form (fewer, fused tensor ops).
-
-    B_c(x) = N(|x - m_c| / h), with m_c the middle knot of spline c and
-    N(r) = (4 - 6 r^2 + 3 r^3) / 6 for r < 1, (2 - r)^3 / 6 for 1 <= r < 2, else 0.
-    x [...], grid [G + 7] -> [..., G + 3].
-    """
-    h = grid[1] - grid[0]
-    r = ((x.unsqueeze(-1) - grid[2:-2]) / h).abs()  # middle knots of the G + 3 splines
-    inner = (4 - 6 * r ** 2 + 3 * r ** 3) / 6
-    outer = (2 - r).clamp(min=0) ** 3 / 6
-    return torch.where(r < 1, inner, outer)
-
-
-class KANLayer(nn.Module):
-    """KAN layer (Liu et al. 2024, eqs. 2.10-2.12): out_j = sum_i w_b silu(x_i) + spline_ij(x_i).
-
-    w_s is folded into the spline coefficients c_ijc.
-    """
-
-    def __init__(self, d_in: int, d_out: int, grid_size: int = 5, order: int = 3,
-                 grid_range: float = 3.0, generator: torch.Generator | None = None):
-        super().__init__()
-        h = 2 * grid_range / grid_size
-        knots = torch.arange(-order, grid_size + order + 1) * h - grid_range  # [G + 2 order + 1]
-        self.register_buffer("grid", knots)
-        self.order = order
-        self.base = nn.Parameter(torch.randn(d_in, d_out, generator=generator) / d_in ** 0.5)
-        self.coef = nn.Parameter(0.1 * torch.randn(d_in, grid_size + order, d_out,
-                                                   generator=generator) / d_in ** 0.5)
-
-    def forward(self, x):
-        """x [N, d_in] -> [N, d_out]"""
-        basis = (cubic_b_spline_basis(x, self.grid) if self.order == 3
-                 else b_spline_basis(x, self.grid, self.order))  # [N, d_in, G + order]
-        spline = torch.einsum("nic,ico->no", basis, self.coef)
-        return F.silu(x) @ self.base + spline
 
 
 class GRKANGate(nn.Module):

@@ -3,14 +3,14 @@ import torch
 
 from course.metrics import parameter_count
 from course.moe.papers import kamoe
+from course.neurons.layers import KANLayer
 
 
-def test_closed_form_cubic_b_splines_equal_cox_de_boor():
-    layer = kamoe.KANLayer(3, 2, grid_size=5)
-    x = torch.linspace(-2.99, 2.99, 97)
-    general = kamoe.b_spline_basis(x, layer.grid, 3)
-    assert torch.allclose(kamoe.cubic_b_spline_basis(x, layer.grid), general, atol=1e-6)
-    assert torch.allclose(general.sum(-1), torch.ones(97), atol=1e-6)  # partition of unity
+def test_the_gate_uses_the_course_s_one_kan_layer():
+    """The B-spline KAN layer is the neuron-models family's (its basis is tested in tests/neurons)."""
+    gate = kamoe.GRKANGate(6, 4)
+    assert isinstance(gate.layer_1, KANLayer) and isinstance(gate.layer_2, KANLayer)
+    assert not isinstance(kamoe.GRKANGate(6, 4, kan=False).layer_1, KANLayer)
 
 
 def test_gates_are_distributions_over_experts():
