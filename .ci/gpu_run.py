@@ -5,7 +5,8 @@
 
 Steps, each with its log in OUT and its result in OUT/gpu-run.json:
   install    pip install -e . with --no-deps --no-index: the machine's torch and Triton stay as they are
-  build      compile the CUDA extensions (MoE, GNN, diffusion) once (later steps reuse torch's cache)
+  build      compile the CUDA extensions (MoE, GNN, diffusion, the shared streaming kernels) once
+             (later steps reuse torch's cache)
   harness    the one harness on compiled Triton and CUDA: every case, at full and beyond-int32 sizes,
              in every dtype each backend declares (fp32, fp16, bf16, fp64); and auto's choices
   memcheck   compute-sanitizer --tool memcheck on the CUDA backends' small cases
@@ -39,6 +40,8 @@ DRY_IMPORTS = ("import course, course.bench, course.cli, course.doctor\n"
                "from course.kernels.moe import triton_moe, triton_experts, cuda_moe\n"
                "from course.kernels.gnn import triton_gnn, cuda_gnn\n"
                "from course.kernels.diffusion import triton_diffusion, cuda_diffusion\n"
+               "from course.kernels import cuda_streaming\n"
+               "from course.kernels.hopfield import cuda_hopfield\n"
                "assert course.cli.main(['bench', '--help']) == 0\n")
 
 
@@ -61,7 +64,8 @@ def plan(out: Path) -> list[Step]:
         Step("build", [sys.executable, "-c", "from course.kernels.moe import cuda_moe; cuda_moe.extension(); "
                        "from course.kernels.gnn import cuda_gnn; cuda_gnn.extension(); "
                        "from course.kernels.diffusion import cuda_diffusion; "
-                       "cuda_diffusion.extension()"], 300),
+                       "cuda_diffusion.extension(); "
+                       "from course.kernels import cuda_streaming; cuda_streaming.extension()"], 300),
         Step("harness", [*PYTEST, *GPU_TESTS, "-k", KERNELS, f"--junitxml={out / 'harness.xml'}"], 300),
         Step("memcheck", [sanitizer, "--tool", "memcheck", "--error-exitcode", "99", *small], 150),
         Step("racecheck", [sanitizer, "--tool", "racecheck", "--error-exitcode", "99", *small], 150),

@@ -19,7 +19,10 @@ def impl_files(impl: registry.Impl) -> str:
     module = impl.target.partition(":")[0]
     path = f"`{source_path(module)}`"
     if impl.kind == "cuda":
-        sources = getattr(importlib.import_module(module), "SOURCES", ())
+        backend = importlib.import_module(module)
+        sources = list(getattr(backend, "SOURCES", ()))
+        for shared in getattr(backend, "CUDA_MODULES", ()):  # the shared extensions it calls
+            sources += getattr(importlib.import_module(shared), "SOURCES", ())
         cu = [s for s in sources if s.endswith(".cu")]
         if cu:
             path += " (" + ", ".join(f"`{s}`" for s in cu) + ")"

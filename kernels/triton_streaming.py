@@ -21,7 +21,9 @@ weights never exist.
 
 `sparsemax_threshold_kernel` (Martins & Astudillo 2016, Algorithm 1): a program holds the whole row of
 M logits of each of its BLOCK_N queries on chip (M <= MAX_SPARSE_ROWS; the row is built BLOCK_M
-columns at a time), sorts it in decreasing order (tl.sort), sums its prefixes (tl.cumsum) and finds
+columns at a time), sorts it in decreasing order (tl.sort on a GPU; under the interpreter the same
+bitonic network by tl.minimum and tl.maximum, `bitonic_sort_descending`), sums its prefixes (tl.cumsum)
+and finds
     k_i = #{k : 1 + k z_(k) > sum_{r <= k} z_(r)},   tau_i = (sum_{r <= k_i} z_(r) - 1) / k_i,
 NaN for a row with a NaN.
 
@@ -145,9 +147,35 @@ def streaming_fwd_kernel(x_ptr, y_ptr, t_ptr, out_ptr, m_ptr, l_ptr, tau_ptr, N,
 
 
 @triton.jit
+def bitonic_sort_descending(x, BLOCK_N: tl.constexpr, LOG_ROW: tl.constexpr):
+    """x [BLOCK_N, 2^LOG_ROW] sorted along its rows in decreasing order by tl.sort's bitonic network,
+    each compare-and-swap a split of the pairs, tl.minimum and tl.maximum, and a join: builtins, which
+    the interpreter runs in numpy (tl.sort swaps by a xor-reduction that it runs element by element in
+    Python). Stage s merges runs of 2^s, descending where bit s of the position is 1 (all of them at
+    the last stage); its steps compare the pairs 2^i apart, i = s - 1, ..., 0."""
+    ROW: tl.constexpr = 2 ** LOG_ROW
+    for stage in tl.static_range(1, LOG_ROW + 1):
+        for step in tl.static_range(stage):
+            i: tl.constexpr = stage - 1 - step
+            A: tl.constexpr = BLOCK_N * ROW // 2 ** (i + 1)  # groups of 2^(i + 1), each 2^i pairs
+            left, right = tl.split(tl.permute(tl.reshape(x, (A, 2, 2 ** i)), (0, 2, 1)))  # [A, 2^i] each
+            smaller = tl.minimum(left, right)
+            larger = tl.maximum(left, right)
+            if stage < LOG_ROW:
+                descending = ((tl.arange(0, A) >> (stage - i - 1)) & 1)[:, None] != 0  # bit `stage`
+                left = tl.where(descending, larger, smaller)
+                right = tl.where(descending, smaller, larger)
+            else:
+                left = larger
+                right = smaller
+            x = tl.reshape(tl.permute(tl.join(left, right), (0, 2, 1)), (BLOCK_N, ROW))
+    return x
+
+
+@triton.jit
 def sparsemax_threshold_kernel(x_ptr, y_ptr, t_ptr, tau_ptr, N, M, D, H: tl.constexpr, ACC: tl.constexpr,
                                BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
-                               BLOCK_ROW: tl.constexpr):
+                               BLOCK_ROW: tl.constexpr, NATIVE_SORT: tl.constexpr, LOG_ROW: tl.constexpr):
     """tau_i of a block of queries, each holding its whole row of logits (BLOCK_ROW >= M, a multiple
     of BLOCK_M; -inf past M) on chip: sort, prefix sums, support size, threshold."""
     pid_n = tl.program_id(0)
@@ -165,7 +193,11 @@ def sparsemax_threshold_kernel(x_ptr, y_ptr, t_ptr, tau_ptr, N, M, D, H: tl.cons
         row = tl.where(offs_chunk[None, :, None] == start // BLOCK_M, logits[:, None, :], row)
     z = tl.reshape(row, (BLOCK_N, BLOCK_ROW))
     has_nan = tl.sum((z != z).to(tl.int32), axis=1) > 0
-    ranked = tl.sort(z, dim=1, descending=True)  # z_(1) >= z_(2) >= ... (-inf last)
+    z = tl.where(z != z, float("-inf"), z)  # its tau is NaN whatever the order
+    if NATIVE_SORT:
+        ranked = tl.sort(z, dim=1, descending=True)  # z_(1) >= z_(2) >= ... (-inf last)
+    else:
+        ranked = bitonic_sort_descending(z, BLOCK_N, LOG_ROW)
     cumulative = tl.cumsum(ranked, axis=1)
     ranks = (tl.arange(0, BLOCK_ROW) + 1).to(ACC)
     support = 1.0 + ranks[None, :] * ranked > cumulative  # a prefix of the ranks
@@ -295,11 +327,12 @@ def streaming_blocks(device: torch.device, dtype: torch.dtype, N: int, M: int, D
 
 def threshold_launch(device: torch.device, blocks: dict, M: int) -> dict:
     """The threshold kernel's tiles: a row of BLOCK_ROW >= M logits per query (a power of two, so a
-    multiple of BLOCK_M); on a GPU 16 queries a program (tl.dot's least), 8 warps for the row."""
+    multiple of BLOCK_M); on a GPU 16 queries a program (tl.dot's least), 8 warps for the row, and
+    tl.sort; in the interpreter the same bitonic network by min and max (`bitonic_sort_descending`)."""
     row = max(triton.next_power_of_2(max(M, 1)), blocks["BLOCK_M"])
-    if device.type == "cuda":
-        return dict(blocks, BLOCK_N=16, BLOCK_ROW=row, num_warps=8)
-    return dict(blocks, BLOCK_ROW=row)
+    native = device.type == "cuda"
+    launch = dict(blocks, BLOCK_N=16, num_warps=8) if native else dict(blocks)
+    return dict(launch, BLOCK_ROW=row, NATIVE_SORT=native, LOG_ROW=row.bit_length() - 1)
 
 
 def check_weighting(weighting: str):
@@ -353,7 +386,8 @@ def streaming_backward(x, y, temperature, norm_weight: float, weighting: str, st
     blocks = streaming_blocks(x.device, x.dtype, N, M, D)
     constants = dict(H=float(norm_weight), SPARSE=sparse, ACC=arithmetic(x.dtype)["ACC"], **blocks)
     grid = (triton.cdiv(N, blocks["BLOCK_N"]), triton.cdiv(D, blocks["BLOCK_D"]))
-    streaming_bwd_queries_kernel[grid](x, y, temperature, m, l, tau, grad, grad_x, delta, N, M, D, **constants)
+    streaming_bwd_queries_kernel[grid](x, y, temperature, m, l, tau, grad, grad_x, delta, N, M, D,
+                                       **constants)
     if need_y:
         grid = (triton.cdiv(M, blocks["BLOCK_M"]), triton.cdiv(D, blocks["BLOCK_D"]))
         streaming_bwd_patterns_kernel[grid](x, y, temperature, m, l, tau, delta, grad, grad_y, N, M, D,

@@ -32,7 +32,10 @@ def pytest_runtest_logreport(report):
 @pytest.fixture
 def emulate_cuda(monkeypatch):
     """`emulate_cuda("course.kernels.<family>.cuda_<x>")` points that CUDA backend module at its
-    build for the CPU emulator (tests/cuda_emulator; a minute the first time, then cached)."""
+    build for the CPU emulator (tests/cuda_emulator; a minute the first time, then cached).
+    A module that launches through other modules' extensions (the shared streaming kernels,
+    `course.kernels.cuda_streaming`) names them in `CUDA_MODULES`; they are emulated the same way,
+    first. A module without SOURCES of its own has no build: only its primitives' device changes."""
     from torch.utils.cpp_extension import is_ninja_available
 
     from cuda_emulator import build
@@ -41,10 +44,15 @@ def emulate_cuda(monkeypatch):
         pytest.skip("g++ and ninja are needed to build the CUDA kernels for the CPU emulator")
 
     def use(module_name: str):
-        emulated = build.build(module_name)
         module = importlib.import_module(module_name)
-        monkeypatch.setattr(module, "extension", lambda: emulated)
-        monkeypatch.setattr(module, "_stream", lambda: 0)  # the emulator runs launches in order
+        for other in getattr(module, "CUDA_MODULES", ()):
+            use(other)
+        if not hasattr(module, "SOURCES"):
+            emulated = None
+        else:
+            emulated = build.build(module_name)
+            monkeypatch.setattr(module, "extension", lambda: emulated)
+            monkeypatch.setattr(module, "_stream", lambda: 0)  # the emulator runs launches in order
         for prims in vars(module).values():  # the emulator's device memory is the CPU's
             if isinstance(prims, SimpleNamespace) and getattr(prims, "DEVICE", None) == "cuda":
                 monkeypatch.setattr(prims, "DEVICE", "cpu")

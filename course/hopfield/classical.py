@@ -75,6 +75,10 @@ def random_patterns(M: int, D: int, generator: torch.Generator):
 
 def flip(patterns, fraction: float, generator: torch.Generator):
     """Each pattern with round(fraction D) of its units flipped at random positions. -> [M, D]"""
+    check_tensor("hopfield.flip", "patterns", patterns, ndim=2, kind="float")
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"hopfield.flip: `fraction` must be in [0, 1] (the share of units flipped); got "
+                         f"{fraction!r}.")
     M, D = patterns.shape
     k = round(fraction * D)
     order = torch.rand(M, D, generator=generator).argsort(1)[:, :k]

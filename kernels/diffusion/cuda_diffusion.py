@@ -1,12 +1,13 @@
 """diffusion.ideal_denoiser, diffusion.heun_step and diffusion.edm_output with CUDA kernels: the
 contracts of `course.diffusion.ideal`, `course.diffusion.samplers` and `course.diffusion.edm`.
 
-The kernels (`diffusion_ideal.cu`: the streaming softmax in shared-memory tiles and its backward;
-`diffusion_steps.cu`: the fused Heun step and preconditioning) implement the algorithms of the Triton
-backend in CUDA C++; `diffusion_binding.cpp` exposes them to PyTorch and `host` checks the arguments and
-holds the autograd Functions. The extension is compiled by `torch.utils.cpp_extension` on first use,
-which needs a CUDA build of PyTorch, nvcc and a GPU. The kernels compute in float32: float32, float16
-and bfloat16 tensors.
+The ideal denoiser is one run of the course's shared streaming softmax (`kernels/streaming.cu`, loaded by
+`course.kernels.cuda_streaming`, which the Hopfield retrieval ops run too) with norm weight h = 1/2 and
+the temperature t_i = sigma_i^2; this family's own kernels (`diffusion_steps.cu`: the fused Heun step and
+preconditioning) implement the algorithms of the Triton backend in CUDA C++; `diffusion_binding.cpp`
+exposes them to PyTorch and `host` checks the arguments and holds the autograd Functions. The extensions
+are compiled by `torch.utils.cpp_extension` on first use, which needs a CUDA build of PyTorch, nvcc and a
+GPU. The kernels compute in float32: float32, float16 and bfloat16 tensors.
 """
 import functools
 from pathlib import Path
@@ -16,10 +17,16 @@ import torch
 
 from course import outputs
 from course.diffusion.edm import SIGMA_DATA
+from course.kernels import cuda_streaming
 from course.kernels.diffusion.host import edm_output_with, heun_step_with, ideal_denoiser_with
+from course.streaming import SOFTMAX
 
 HERE = Path(__file__).parent
-SOURCES = ("diffusion_binding.cpp", "diffusion_ideal.cu", "diffusion_steps.cu")
+SOURCES = ("diffusion_binding.cpp", "diffusion_steps.cu")
+# The CUDA extension modules these backends launch through besides their own (the CPU emulator's fixture
+# emulates them): the ideal denoiser's streaming softmax.
+CUDA_MODULES = ("course.kernels.cuda_streaming",)
+IDEAL_NORM_WEIGHT = 0.5  # -|x - y|^2 / 2 sigma^2 = (x . y - |y|^2 / 2) / sigma^2 + a term of x alone
 
 
 @functools.cache
@@ -42,19 +49,17 @@ def like(t: torch.Tensor) -> torch.Tensor:
 
 
 def ideal_forward(x, y, sigma):
-    """x [N, D], y [M, D], sigma [N] float32 -> out [N, D] (x's dtype), m [N] and l [N] float32."""
-    N = x.shape[0]
-    m = outputs.empty((N,), dtype=torch.float32, device=x.device)
-    l = outputs.empty((N,), dtype=torch.float32, device=x.device)
-    if x.shape[1] == 0:  # no block to write m and l
-        m.zero_()
-        l.fill_(1)
-    return extension().ideal_forward(x, y, sigma, like(x), m, l, _stream()), m, l
+    """x [N, D], y [M, D], sigma [N] float32 -> out [N, D] (x's dtype), m [N] and l [N] float32: the
+    shared streaming softmax with t_i = sigma_i^2 and h = 1/2."""
+    out, (m, l) = cuda_streaming.streaming_forward(x, y, sigma * sigma, IDEAL_NORM_WEIGHT, SOFTMAX)
+    return out, m, l
 
 
 def ideal_backward(x, y, sigma, m, l, grad):
-    """grad [N, D] = dL/d out -> dL/dx [N, D] in x's dtype."""
-    return extension().ideal_backward(x, y, sigma, m, l, grad, like(x), _stream())
+    """grad [N, D] = dL/d out -> dL/dx [N, D] in x's dtype (the stored points get no gradient)."""
+    grad_x, _ = cuda_streaming.streaming_backward(x, y, sigma * sigma, IDEAL_NORM_WEIGHT, SOFTMAX, (m, l),
+                                                  grad, need_y=False)
+    return grad_x
 
 
 def heun_forward(x, denoised, denoised_next, noise, sigma, sigma_next, sigma_next_hat):

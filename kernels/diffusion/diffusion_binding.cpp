@@ -1,6 +1,7 @@
-// PyTorch binding of the diffusion CUDA kernels: tensors in, launcher calls, tensors out.
-// Arguments are checked in Python (course.diffusion.ideal.check_ideal_denoiser_args,
-// course.diffusion.samplers.check_heun_step_args and kernels/diffusion/host.py) before they reach this
+// PyTorch binding of the diffusion CUDA kernels (the Heun step and EDM's preconditioning; the ideal
+// denoiser runs the shared kernels/streaming_binding.cpp): tensors in, launcher calls, tensors out.
+// Arguments are checked in Python (course.diffusion.samplers.check_heun_step_args,
+// course.diffusion.edm.check_edm_output_args and kernels/diffusion/host.py) before they reach this
 // file: rows contiguous in one dtype, levels contiguous float32 [N]. Python passes the current CUDA
 // stream as an integer (torch.cuda.current_stream().cuda_stream), so this file needs only the CPU
 // headers of PyTorch. It includes the tensor and pybind11 headers alone, not <torch/extension.h>: it
@@ -46,37 +47,6 @@ void check_launch(const char* kernel) {
 }
 
 }  // namespace
-
-at::Tensor ideal_forward(at::Tensor x, at::Tensor y, at::Tensor sigma, at::Tensor out, at::Tensor m,
-                         at::Tensor l, int64_t stream) {
-  check_float32("ideal_forward", "sigma", sigma);
-  check_float32("ideal_forward", "m", m);
-  check_float32("ideal_forward", "l", l);
-  by_dtype(x, [&](auto zero) {
-    using scalar_t = decltype(zero);
-    launch_ideal_forward<scalar_t>(data<scalar_t>(x), data<scalar_t>(y), data<float>(sigma),
-                                   mutable_data<scalar_t>(out), mutable_data<float>(m),
-                                   mutable_data<float>(l), x.size(0), y.size(0), x.size(1),
-                                   as_stream(stream));
-    check_launch("ideal_forward");
-  });
-  return out;
-}
-
-at::Tensor ideal_backward(at::Tensor x, at::Tensor y, at::Tensor sigma, at::Tensor m, at::Tensor l,
-                          at::Tensor grad, at::Tensor grad_x, int64_t stream) {
-  check_float32("ideal_backward", "sigma", sigma);
-  check_float32("ideal_backward", "m", m);
-  check_float32("ideal_backward", "l", l);
-  by_dtype(x, [&](auto zero) {
-    using scalar_t = decltype(zero);
-    launch_ideal_backward<scalar_t>(data<scalar_t>(x), data<scalar_t>(y), data<float>(sigma), data<float>(m),
-                                    data<float>(l), data<scalar_t>(grad), mutable_data<scalar_t>(grad_x),
-                                    x.size(0), y.size(0), x.size(1), as_stream(stream));
-    check_launch("ideal_backward");
-  });
-  return grad_x;
-}
 
 at::Tensor heun_forward(at::Tensor x, at::Tensor denoised, at::Tensor denoised_next, at::Tensor noise,
                         at::Tensor sigma, at::Tensor sigma_next, at::Tensor sigma_next_hat, at::Tensor out,
@@ -141,8 +111,6 @@ void edm_backward(at::Tensor grad, at::Tensor sigma, at::Tensor grad_x, at::Tens
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("ideal_forward", &ideal_forward, "the ideal denoiser as a streaming softmax; saves m and l");
-  m.def("ideal_backward", &ideal_backward, "the ideal denoiser's gradient with respect to x, two sweeps");
   m.def("heun_forward", &heun_forward, "one fused step of EDM's Algorithm 2");
   m.def("heun_backward", &heun_backward, "the step's gradients of x, denoised, denoised_next and noise");
   m.def("edm_forward", &edm_forward, "EDM's preconditioning after the network, c_skip x + c_out raw");

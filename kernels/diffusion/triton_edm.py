@@ -15,8 +15,7 @@ import triton.language as tl
 
 from course import outputs
 from course.kernels.diffusion.triton_heun import elementwise_block
-from course.kernels.diffusion.triton_ideal import arithmetic
-from course.kernels.rounding import to_storage
+from course.kernels.rounding import arithmetic, to_storage
 
 
 @triton.jit

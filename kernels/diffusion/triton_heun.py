@@ -24,8 +24,7 @@ import triton
 import triton.language as tl
 
 from course import outputs
-from course.kernels.diffusion.triton_ideal import arithmetic
-from course.kernels.rounding import to_storage
+from course.kernels.rounding import arithmetic, to_storage
 
 
 @triton.jit

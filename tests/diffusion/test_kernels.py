@@ -4,10 +4,11 @@ tests/test_ops.py, the CUDA one on the CPU emulator in tests/test_cuda_emulated.
 import pytest
 import torch
 
-from course.diffusion.ideal import StreamingIdealDenoiser
+from course.streaming import streaming_retrieval
 
 triton_diffusion = pytest.importorskip("course.kernels.diffusion.triton_diffusion")
-from course.kernels.diffusion import cuda_diffusion, triton_ideal  # noqa: E402
+from course.kernels import triton_streaming  # noqa: E402
+from course.kernels.diffusion import cuda_diffusion  # noqa: E402
 
 
 def levels(n: int, g: torch.Generator):
@@ -60,7 +61,8 @@ def test_cuda_backend_refuses_float64_by_name():
 def test_ideal_denoiser_with_several_blocks_of_points_columns_and_queries(monkeypatch):
     """The GPU's layout on the CPU: 16-wide blocks, so D = 20 spans two blocks of columns (each
     program recomputes the logits over all of D), M = 20 two blocks of points, N = 20 two of queries."""
-    monkeypatch.setattr(triton_ideal, "ideal_blocks", lambda *_: dict(BLOCK_N=16, BLOCK_M=16, BLOCK_D=16))
+    monkeypatch.setattr(triton_streaming, "streaming_blocks",
+                        lambda *_: dict(BLOCK_N=16, BLOCK_M=16, BLOCK_D=16))
     g = torch.Generator().manual_seed(1)
     x = (2 * torch.randn(20, 20, generator=g, dtype=torch.float64)).requires_grad_(True)
     y = torch.randn(20, 20, generator=g, dtype=torch.float64)
@@ -69,7 +71,7 @@ def test_ideal_denoiser_with_several_blocks_of_points_columns_and_queries(monkey
     out = triton_diffusion.ideal_denoiser(x, y, sigma)
     (grad,) = torch.autograd.grad(out, x, upstream)
     x_ref = x.detach().clone().requires_grad_(True)
-    expected = StreamingIdealDenoiser.apply(x_ref, y, sigma)
+    expected = streaming_retrieval(x_ref, y, sigma ** 2, 0.5, "softmax")
     (expected_grad,) = torch.autograd.grad(expected, x_ref, upstream)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grad, expected_grad, rtol=1e-10, atol=1e-12)

@@ -13,7 +13,7 @@ def generator(seed):
     return torch.Generator().manual_seed(seed)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(N=st.integers(1, 6), M=st.integers(1, 40), scale=st.floats(0.01, 50.0), seed=st.integers(0, 999))
 def test_sparsemax_is_a_point_of_the_simplex_equal_to_the_entmax_package(N, M, scale, seed):
     entmax = pytest.importorskip("entmax")
@@ -39,7 +39,7 @@ def test_the_three_retrievals_agree():
     torch.testing.assert_close(S.sparse_retrieve_entmax(x, X, 2.0, steps=2), expected)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(M=st.integers(1, 12), D=st.integers(1, 6), beta=st.floats(0.05, 20.0), seed=st.integers(0, 999))
 def test_the_sparse_energy_never_increases_under_the_update(M, D, beta, seed):
     g = generator(seed)
@@ -62,8 +62,8 @@ def test_the_energy_is_the_gini_conjugate_form():
     conjugate = (p * z).sum(1) - 0.5 * (p * p).sum(1) + 0.5
     torch.testing.assert_close(S.sparse_energy(xi, X, 1.5), -conjugate / 1.5 + 0.5 * (xi * xi).sum(1))
     # Psi* is the largest <p, z> - Psi(p) over the simplex: no vertex does better than p*
-    vertices = z - 0.5 * 1 + 0.5  # <e_j, z> - (1/2 |e_j|^2 - 1/2)
-    assert (S.gini_conjugate(z)[:, None] >= vertices - 1e-12).all()
+    at_vertices = z  # <e_j, z> - Psi(e_j), with Psi(e_j) = 1/2 |e_j|^2 - 1/2 = 0
+    assert (S.gini_conjugate(z)[:, None] >= at_vertices - 1e-12).all()
 
 
 def test_a_well_separated_pattern_is_retrieved_exactly_in_one_step():

@@ -45,7 +45,8 @@ def classical_retrieved(patterns, flipped: float, generator: torch.Generator, sw
                         exact: bool = False):
     """Which of the first MAX_QUERIES stored patterns [M, D] of +-1 the classical network retrieves: each is
     stored by Hebb's rule, corrupted by flipping round(flipped D) units, and recalled by asynchronous
-    sweeps. Retrieved: overlap >= MIN_OVERLAP (`exact`: the state equals the pattern). -> bool [min(M, MAX_QUERIES)]"""
+    sweeps. Retrieved: overlap >= MIN_OVERLAP (`exact`: the state equals the pattern).
+    -> bool [min(M, MAX_QUERIES)]"""
     W = classical.hebbian_weights(patterns)
     targets = patterns[:MAX_QUERIES]
     final = classical.recall(classical.flip(targets, flipped, generator), W, sweeps, generator)

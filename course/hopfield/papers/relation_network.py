@@ -26,16 +26,20 @@ from course.hopfield.papers import sort_of_clevr_toy as toy
 from course.metrics import parameter_count
 from course.train import DecayingAdam, fit, seeded
 
-HIDDEN, STEPS, BATCH, LR = 48, 700, 64, 3e-3
+HIDDEN, STEPS, BATCH, LR = 32, 600, 64, 1e-2
 N_TRAIN, N_TEST, HELD_OUT = 20000, 3000, 1000
 
 
-def check_scene(where: str, objects, question):
+def check_scene(where: str, objects, question, object_dim: int, question_dim: int):
+    """objects [B, N, D_o] and question [B, D_q], floats, with the model's D_o and D_q."""
     check_tensor(where, "objects", objects, ndim=3, kind="float")
     check_tensor(where, "question", question, ndim=2, kind="float")
-    if question.shape[0] != objects.shape[0]:
-        raise ValueError(f"{where}: `question` must have one row per scene, [B, D_q] with B = "
-                         f"{objects.shape[0]}; got shape {tuple(question.shape)}.")
+    if objects.shape[-1] != object_dim:
+        raise ValueError(f"{where}: `objects` must be [B, N, D_o] with D_o = {object_dim}; got shape "
+                         f"{tuple(objects.shape)}.")
+    if question.shape != (objects.shape[0], question_dim):
+        raise ValueError(f"{where}: `question` must have one row per scene, [B, D_q] = "
+                         f"{(objects.shape[0], question_dim)}; got shape {tuple(question.shape)}.")
 
 
 def object_pairs(objects: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
@@ -66,7 +70,7 @@ class RelationNetwork(nn.Module):
 
     def __init__(self, object_dim: int, question_dim: int, answers: int, hidden: int = HIDDEN):
         super().__init__()
-        self.object_dim = object_dim
+        self.object_dim, self.question_dim = object_dim, question_dim
         self.g_theta = nn.Sequential(mlp([2 * object_dim + question_dim, hidden, hidden, hidden]), nn.ReLU())
         self.f_phi = mlp([hidden, hidden, answers])
 
@@ -80,7 +84,7 @@ class RelationNetwork(nn.Module):
         return rest(a_i[:, :, None] + a_j[:, None, :])
 
     def forward(self, objects, question):
-        check_scene("RelationNetwork", objects, question)
+        check_scene("RelationNetwork", objects, question, self.object_dim, self.question_dim)
         return self.f_phi(self.relations(objects, question).sum(dim=(1, 2)))
 
 
@@ -90,9 +94,13 @@ class ObjectMLP(nn.Module):
     def __init__(self, objects: int, object_dim: int, question_dim: int, answers: int, width: int):
         super().__init__()
         self.net = mlp([objects * object_dim + question_dim, width, width, width, answers])
+        self.objects, self.object_dim, self.question_dim = objects, object_dim, question_dim
 
     def forward(self, objects, question):
-        check_scene("ObjectMLP", objects, question)
+        check_scene("ObjectMLP", objects, question, self.object_dim, self.question_dim)
+        if objects.shape[1] != self.objects:
+            raise ValueError(f"ObjectMLP: `objects` must hold N = {self.objects} objects; got shape "
+                             f"{tuple(objects.shape)}.")
         return self.net(torch.cat([objects.flatten(1), question], dim=-1))
 
 
@@ -129,11 +137,14 @@ def accuracies(model: nn.Module, data: toy.Questions) -> dict:
     with torch.no_grad():
         right = model(data.objects, data.questions).argmax(-1) == data.answers
     rel = data.relational
-    return {"relational": right[rel].float().mean().item(), "nonrelational": right[~rel].float().mean().item()}
+    out = {"relational": right[rel].float().mean().item(), "nonrelational": right[~rel].float().mean().item()}
+    out.update({kind: right[data.kinds == k].float().mean().item() for k, kind in enumerate(toy.KINDS)})
+    return out
 
 
-@functools.lru_cache(maxsize=3)
+@functools.lru_cache(maxsize=6)
 def trained(relational: bool, seed: int) -> nn.Module:
+    """The RN (relational=True) or the matched MLP, trained on the seed's N_TRAIN questions (cached)."""
     return train(build(relational, seed), toy.dataset(N_TRAIN, seed), seed)
 
 
@@ -145,7 +156,7 @@ def relation_experiment(seed: int) -> dict:
     for name, relational in (("rn", True), ("mlp", False)):
         model = trained(relational, seed)
         acc = accuracies(model, test)
-        out[f"{name}_relational"], out[f"{name}_nonrelational"] = acc["relational"], acc["nonrelational"]
+        out.update({f"{name}_{key}": value for key, value in acc.items()})
         out[f"{name}_parameters"] = float(parameter_count(model))
     out["relational_gap"] = out["rn_relational"] - out["mlp_relational"]
     return out
@@ -163,7 +174,16 @@ CLAIM = Claim(
                 "mlp_nonrelational >= 0.9"),
     summary=lambda m: (f"relational accuracy {m['rn_relational']:.2f} RN against {m['mlp_relational']:.2f} "
                        f"MLP; non-relational {m['rn_nonrelational']:.2f} and {m['mlp_nonrelational']:.2f} "
-                       f"({m['rn_parameters']:.0f} and {m['mlp_parameters']:.0f} parameters)"),
-    note=f"Toy scale: {toy.OBJECTS} objects given as vectors (no CNN), {STEPS} Adam steps of {BATCH} "
-         "questions.",
+                       f"(closest {m['rn_closest']:.2f} and {m['mlp_closest']:.2f}, counting "
+                       f"{m['rn_same_shape']:.2f} and {m['mlp_same_shape']:.2f}; "
+                       f"{m['rn_parameters']:.0f} and {m['mlp_parameters']:.0f} parameters)"),
+    held_on=(),
+    note=f"Not reproduced at this toy's budget ({toy.OBJECTS} objects given as vectors, no CNN; {STEPS} "
+         f"Adam steps of {BATCH} questions). The RN answers the non-relational questions (0.94-0.99) and "
+         "mostly the counting one (0.86-1.00), but on 'closest' it stays at chance (0.33-0.36 for 1/3), "
+         "like the MLP, so its relational accuracy (0.61-0.67) misses 0.8 and the gap (0.02-0.07) misses "
+         "0.15. The matched MLP, on the shuffled objects, does not learn to find the object of a colour "
+         "(non-relational 0.67-0.71). Trained 4000 steps (seed 0, outside the budget), the RN still "
+         "reached only 0.38 on 'closest' and the MLP 0.71 on the non-relational questions: the paper "
+         "trains far longer. Per-kind accuracies are among the measured numbers (rn_closest, ...).",
 )

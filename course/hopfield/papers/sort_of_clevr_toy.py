@@ -6,14 +6,14 @@ position; *non-relational* questions ask about one object, *relational* ones abo
 the others. The paper draws the scenes as images and reads objects out of a CNN's feature map; here a
 scene is already its set of objects (as in its state-description experiments, section 5.1):
 
-    object   [colour one-hot C | x, y in [0, 1) | shape one-hot S]                D_o = C + 2 + S
+    object   [colour one-hot C | x, y in [-1, 1) | shape one-hot S]                D_o = C + 2 + S
     question [colour one-hot C (the subject) | question kind one-hot Q]           D_q = C + Q
 
 Every scene holds one object of each colour (C = OBJECTS), in a random order, so a model must find
 the subject by its colour. The four kinds of question (`KINDS`):
 
     shape        non-relational   the shape of the <colour> object
-    left         non-relational   is the <colour> object on the left (x < 1/2)?
+    left         non-relational   is the <colour> object on the left (x < 0)?
     closest      relational       the colour of the object closest to the <colour> one
     same_shape   relational       how many objects have the <colour> object's shape (itself included)
 
@@ -25,7 +25,7 @@ import torch
 
 from course.checks import check_int, check_tensor
 
-COLOURS = ("red", "green", "blue", "orange", "grey")
+COLOURS = ("red", "green", "blue", "orange")
 SHAPES = ("square", "circle")
 KINDS = ("shape", "left", "closest", "same_shape")
 RELATIONAL = (False, False, True, True)
@@ -64,7 +64,7 @@ def scenes(n: int, generator: torch.Generator) -> torch.Tensor:
     """n scenes of one object per colour, shuffled: [n, OBJECTS, OBJECT_DIM] (colour, x, y, shape)."""
     check_int("sort_of_clevr.scenes", "n", n, low=0)
     colour = torch.rand(n, OBJECTS, generator=generator).argsort(dim=1)  # [n, K] a permutation
-    position = torch.rand(n, OBJECTS, 2, generator=generator)
+    position = 2 * torch.rand(n, OBJECTS, 2, generator=generator) - 1
     shape = torch.randint(len(SHAPES), (n, OBJECTS), generator=generator)
     return torch.cat([torch.nn.functional.one_hot(colour, len(COLOURS)).float(), position,
                       torch.nn.functional.one_hot(shape, len(SHAPES)).float()], dim=-1)
@@ -91,7 +91,7 @@ def answer(objects: torch.Tensor, colour: torch.Tensor, kind: torch.Tensor) -> t
     distance[rows, subject] = float("inf")
     closest = colours[rows, distance.argmin(1)]
     count = (shape == own_shape[:, None]).sum(1)  # [N] in 1..K
-    by_kind = torch.stack([own_shape, torch.where(own_position[:, 0] < 0.5, YES, NO),
+    by_kind = torch.stack([own_shape, torch.where(own_position[:, 0] < 0, YES, NO),
                            FIRST_COLOUR + closest, FIRST_COUNT + count - 1])  # [4, N]
     return by_kind[kind, rows]
 

@@ -1,16 +1,16 @@
 """STanHop's Generalized Sparse Hopfield (GSH) retrieval against the dense one, on windows of time series.
 
-Wu, Hu, Hsiao, Kao, Bhatt and Chen 2023, "STanHop: Sparse Tandem Hopfield Model for Memory-Enhanced Time
-Series Prediction" (arXiv:2312.17346), section 3. The GSH model puts alpha-entmax in the modern Hopfield
-update, with alpha in [1, 2] (alpha = 1 is softmax, Ramsauer et al. 2020; alpha = 2 is sparsemax, Hu et
+Wu et al. 2023, "STanHop: Sparse Tandem Hopfield Model for Memory-Enhanced Time Series Prediction"
+(arXiv:2312.17346), its method section. The GSH model puts alpha-entmax in the Hopfield update, with
+alpha in [1, 2] (alpha = 1 is softmax, Ramsauer et al. 2020; alpha = 2 is sparsemax, Hu et
 al. 2023, "On Sparse Modern Hopfield Model", arXiv:2309.12673):
 
     update    xi_new = X^T alpha-entmax(beta X xi)
     energy    H(xi) = -Psi*_alpha(beta X xi) / beta + 1/2 xi . xi
 with Psi_alpha(p) = (sum_j p_j^alpha - 1) / (alpha (alpha - 1)) the negative Tsallis entropy and Psi* its
-convex conjugate, whose gradient is alpha-entmax (Peters, Niculae and Martins 2019, eq. 9). The update is
-the concave-convex procedure on H, so H never increases. The papers' retrieval-error bounds (Hu et al.,
-Theorem 2.2; STanHop, Theorem 3.1) say the sparse model's error is at most the dense one's: entmax puts
+convex conjugate, whose gradient is alpha-entmax (Peters, Niculae and Martins 2019). The update is
+the concave-convex procedure on H, so H never increases. The papers' retrieval-error bounds (Hu et al.'s
+and STanHop's for the GSH model) say the sparse model's error is at most the dense one's: entmax puts
 exactly zero weight on stored patterns whose score lies far enough below the best, so the error depends
 on the few patterns in the support, not on how many similar ones are stored (M).
 
@@ -32,7 +32,7 @@ from course.train import one_thread
 SERIES, WINDOW, STORED, QUERIES = 4, 32, 256, 64  # series (clusters), D, M, N
 BETA, QUERY_NOISE, SERIES_NOISE = 32.0, 0.1, 0.1  # beta for unit-norm windows; noise per step
 ALPHAS = (1.0, 1.5, 2.0)
-BISECTIONS = 60  # halvings of tau's bracket in alpha_entmax: 2^-60 of a bracket of width <= 1
+BISECTIONS = 40  # halvings of tau's bracket in alpha_entmax: 2^-40 of a bracket of width < 1
 
 
 def check_alpha(where: str, alpha) -> float:
@@ -44,22 +44,24 @@ def check_alpha(where: str, alpha) -> float:
 
 
 def alpha_entmax(z, alpha: float, dim: int = -1):
-    """alpha-entmax(z) = argmax_{p in simplex} p . z - Psi_alpha(p) (Peters et al. 2019, eq. 9; STanHop
-    eq. 3.1), p_j = [(alpha - 1) z_j - tau]_+^(1 / (alpha - 1)) with tau found by bisection so that the
-    p_j sum to 1 (Blondel et al. 2020, Algorithm 1). alpha = 1 is softmax. z [..., M] -> [..., M]"""
+    """alpha-entmax(z) = argmax_{p in simplex} p . z - Psi_alpha(p) (Peters et al. 2019; STanHop's GSH
+    model), p_j = [(alpha - 1) z_j - tau]_+^(1 / (alpha - 1)) with tau found by bisection so that the
+    p_j sum to 1 (the bisection of Blondel et al. 2020). alpha = 1 is softmax. z [..., M] -> [..., M]"""
     check_tensor("stanhop.alpha_entmax", "z", z, kind="float")
     alpha = check_alpha("stanhop.alpha_entmax", alpha)
     if alpha == 1.0:
         return z.softmax(dim)
     moved = z.movedim(dim, -1).double()
     s = (alpha - 1) * moved
-    top = s.max(-1, keepdim=True).values
+    top = s.amax(-1, keepdim=True)
     # sum_j [s_j - tau]_+^(1/(alpha-1)) is >= 1 at tau = top - 1 and <= 1 at tau = top - M^(1 - alpha)
-    low, high = top - 1, top - moved.shape[-1] ** (1 - alpha)
+    low = top - 1
+    width = 1 - moved.shape[-1] ** (1 - alpha)
     for _ in range(BISECTIONS):
-        tau = (low + high) / 2
-        mass = (s - tau).clamp(min=0).pow(1 / (alpha - 1)).sum(-1, keepdim=True)
-        low, high = torch.where(mass >= 1, tau, low), torch.where(mass >= 1, high, tau)
+        width = width / 2
+        tau = low + width
+        mass = (s - tau).clamp_(min=0).pow_(1 / (alpha - 1)).sum(-1, keepdim=True)
+        low = torch.where(mass >= 1, tau, low)
     p = (s - low).clamp(min=0).pow(1 / (alpha - 1))
     p = p / p.sum(-1, keepdim=True)
     return p.to(z.dtype).movedim(-1, dim)
@@ -76,14 +78,14 @@ def tsallis_conjugate(z, alpha: float):
 
 
 def gsh_energy(states, patterns, beta, alpha: float):
-    """H(xi) = -Psi*_alpha(beta X xi) / beta + 1/2 xi . xi (STanHop, Definition 3.1). states [N, D] (or
+    """H(xi) = -Psi*_alpha(beta X xi) / beta + 1/2 xi . xi (STanHop's GSH energy). states [N, D] (or
     [D]), patterns [M, D] -> [N] (or a scalar)"""
     beta = check_beta("stanhop.gsh_energy", beta)
     return -tsallis_conjugate(beta * (states @ patterns.T), alpha) / beta + 0.5 * (states * states).sum(-1)
 
 
 def gsh_retrieve(queries, patterns, beta, alpha: float, steps: int = 1):
-    """`steps` GSH updates xi <- alpha-entmax(beta xi X^T) X (STanHop, eq. 3.2). queries [N, D],
+    """`steps` GSH updates xi <- alpha-entmax(beta xi X^T) X (STanHop's GSH update). queries [N, D],
     patterns [M, D] -> [N, D]"""
     beta = check_retrieve_args("stanhop.gsh_retrieve", queries, patterns, beta, steps)
     alpha = check_alpha("stanhop.gsh_retrieve", alpha)
@@ -154,8 +156,8 @@ def stanhop_experiment(seed: int) -> dict:
 CLAIM = Claim(
     paper="Wu et al. 2023",
     citation="STanHop: Sparse Tandem Hopfield Model for Memory-Enhanced Time Series Prediction "
-             "(arXiv:2312.17346), section 3 and Theorem 3.1 (after Hu et al. 2023, arXiv:2309.12673, "
-             "Theorem 2.2)",
+             "(arXiv:2312.17346): the generalized sparse Hopfield model and its retrieval-error bound "
+             "(after Hu et al. 2023, On Sparse Modern Hopfield Model, arXiv:2309.12673)",
     statement="the generalized sparse Hopfield update (alpha-entmax, alpha in (1, 2]) retrieves a stored "
               "pattern with a smaller error than the dense softmax update at the same beta, the more so "
               "the sparser, because its support holds only the few closest of many similar patterns",
@@ -167,7 +169,14 @@ CLAIM = Claim(
         f"softmax {m['softmax_error']:.3f}, 1.5-entmax {m['entmax15_error']:.3f}, sparsemax "
         f"{m['sparsemax_error']:.3f} (ratio {m['error_ratio']:.2f}; the query itself is "
         f"{m['query_error']:.3f} away); sparsemax support {m['support_mean']:.1f} of {STORED} patterns"),
-    note="Windows of synthetic sums of sinusoids, one update, no learned projections; STanHop-Net's tandem "
-         "temporal / cross-series layers, its Plug-and-Play and Tune-and-Play memories and its forecasting "
-         "benchmarks are not reproduced.",
+    held_on=(),
+    note="Holds on no seed. Sparsemax's error is below softmax's on every seed (0.069 against 0.101, 0.069 "
+         "against 0.110, 0.083 against 0.116), falls with alpha as the theory says, and its support is "
+         "about 2 of 256 windows; but the ratio, 0.69, 0.62 and 0.71, misses the 0.5 set in advance: at "
+         "beta = 32 softmax's leak onto the many similar windows is already small, and both errors come "
+         "mostly from the one or two nearest windows (neighbouring offsets of the same series), which "
+         "sparsemax keeps in its support too. At beta = 4 the ratio is 0.26 to 0.30 (measured, not the "
+         "criterion). Windows of synthetic sums of sinusoids, one update, no learned projections; "
+         "STanHop-Net's tandem temporal / cross-series layers, its Plug-and-Play and Tune-and-Play memories "
+         "and its forecasting benchmarks are not reproduced.",
 )
