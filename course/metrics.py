@@ -5,7 +5,7 @@ mutual information of two labelings, a least-squares line fit with its R^2, and 
 """
 import torch
 
-from course.checks import check_tensor
+from course.checks import check_int, check_tensor
 
 
 def relative_mse(prediction, target) -> float:
@@ -67,3 +67,25 @@ def linear_fit(x, y) -> tuple[float, float]:
 def parameter_count(module) -> int:
     """Number of parameters of a torch module (every tensor of `module.parameters()`)."""
     return sum(p.numel() for p in module.parameters())
+
+
+def kmeans(x, k: int, iterations: int = 30, seed: int = 0):
+    """Lloyd's k-means from k distinct random points: x [N, D] -> assignment [N] in [0, k), centres [k, D].
+
+    A centre that loses all its points stays where it was.
+    """
+    where = "metrics.kmeans"
+    check_tensor(where, "x", x, ndim=2, kind="float")
+    check_int(where, "k", k, low=1, high=x.shape[0])
+    check_int(where, "iterations", iterations, low=1)
+    g = torch.Generator().manual_seed(seed)
+    centres = x[torch.randperm(x.shape[0], generator=g)[:k]].clone()
+    for _ in range(iterations):
+        assignment = torch.cdist(x, centres).argmin(1)  # [N]
+        counts = torch.bincount(assignment, minlength=k)  # [k]
+        sums = torch.zeros_like(centres).index_add_(0, assignment, x)
+        moved = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], centres)
+        if torch.equal(moved, centres):
+            break
+        centres = moved
+    return torch.cdist(x, centres).argmin(1), centres

@@ -44,7 +44,7 @@ def _source_from_file(target: str) -> Source:
         raise ValueError(f"show: no module {module!r} (from target {target!r})")
     if Path(name).suffix in SOURCE_FILES:  # a CUDA/C++ file beside the package's modules
         path = Path(spec.origin).parent / name
-        folder = source_path(module).removesuffix(".py")  # the package's folder
+        folder = source_path(module).removesuffix("/__init__.py").removesuffix(".py")  # the package's folder
         return Source(path.read_text(), f"{folder}/{name}", SOURCE_FILES[path.suffix])
     text = Path(spec.origin).read_text()
     if not name:

@@ -27,15 +27,22 @@ def leaky_relu(x):
     return F.leaky_relu(x, 0.01)
 
 
+@functools.lru_cache(maxsize=None)
+def initial_coefficients(init, degrees: tuple[int, int]):
+    """`fit_rational(init, degrees)`, fitted once per activation and degrees (a fit takes a fraction of a
+    second; every module built with them copies the result)."""
+    return fit_rational(init, degrees)
+
+
 class RationalActivation(nn.Module):
     """R(x) = P(x) / (1 + |S(x)|) with learnable coefficients (Delfosse et al. 2024, section 2), initialised by
     `fit_rational` to approximate `init` on [-3, 3] (leaky ReLU by default)."""
 
     def __init__(self, init=leaky_relu, degrees: tuple[int, int] = DEGREES):
         super().__init__()
-        numerator, denominator = fit_rational(init, degrees)
-        self.numerator = nn.Parameter(numerator.float())
-        self.denominator = nn.Parameter(denominator.float())
+        numerator, denominator = initial_coefficients(init, tuple(degrees))
+        self.numerator = nn.Parameter(numerator.float().clone())
+        self.denominator = nn.Parameter(denominator.float().clone())
 
     def forward(self, x):
         return backend("rational", str(x.device), x.dtype)(x, self.numerator.to(x.dtype),

@@ -26,40 +26,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks import check_int, check_tensor
 from course.claims import REPRODUCTION, Claim
 from course.gnn.datasets import csbm, split_nodes
 from course.gnn.graph import Graph
 from course.gnn.layers import GCNConv, Propagation, gcn_norm, sgc_features
-from course.metrics import accuracy, normalized_mutual_information
+from course.metrics import accuracy, kmeans, normalized_mutual_information
 from course.train import fit, seeded
 
 CLUSTERS = 6  # k of k-means: twice the classes
 SS_WEIGHT = 1.0  # alpha_2 / alpha_1
 HIDDEN, DROPOUT, STEPS, LR, WEIGHT_DECAY = 16, 0.5, 200, 0.01, 5e-4
 LABELS_PER_CLASS = 2
-
-
-def kmeans(x, k: int, iterations: int = 30, seed: int = 0):
-    """Lloyd's k-means from k distinct random points: x [N, D] -> assignment [N] in [0, k), centres [k, D].
-
-    A centre that loses all its points stays where it was.
-    """
-    where = "self_supervision.kmeans"
-    check_tensor(where, "x", x, ndim=2, kind="float")
-    check_int(where, "k", k, low=1, high=x.shape[0])
-    check_int(where, "iterations", iterations, low=1)
-    g = torch.Generator().manual_seed(seed)
-    centres = x[torch.randperm(x.shape[0], generator=g)[:k]].clone()
-    for _ in range(iterations):
-        assignment = torch.cdist(x, centres).argmin(1)  # [N]
-        counts = torch.bincount(assignment, minlength=k)  # [k]
-        sums = torch.zeros_like(centres).index_add_(0, assignment, x)
-        moved = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], centres)
-        if torch.equal(moved, centres):
-            break
-        centres = moved
-    return torch.cdist(x, centres).argmin(1), centres
 
 
 class MultiTaskGCN(nn.Module):

@@ -129,9 +129,10 @@ CLAIM = Claim(
                 "classical_error_flip >= 0.05", "classical_error_mask >= 0.05",
                 "glyph_modern_retrieved >= 0.95"),
     summary=lambda m: (
-        f"M = {LOAD:g} D = {round(LOAD * DIM)} patterns: the modern network's bit error after one update is "
-        f"{m['modern_error_1_flip']:.2g} ({FLIPPED:.0%} flipped) and {m['modern_error_1_mask']:.2g} "
-        f"({MASKED:.0%} masked), after {MANY}: {m[f'modern_error_{MANY}_flip']:.2g} and "
+        f"M = {round(LOAD * DIM)} patterns ({LOAD:g} D) in D = {DIM}: the modern network's bit error after "
+        f"one update is {m['modern_error_1_flip']:.2g} ({FLIPPED:.0%} flipped) and "
+        f"{m['modern_error_1_mask']:.2g} ({MASKED:.0%} masked), after {MANY}: "
+        f"{m[f'modern_error_{MANY}_flip']:.2g} and "
         f"{m[f'modern_error_{MANY}_mask']:.2g}; the classical network's fixed point errs on "
         f"{m['classical_error_flip']:.0%} and {m['classical_error_mask']:.0%} of the units (at "
         f"{LOW_LOAD:g} D: {m['classical_error_low_flip']:.2g}, {m['classical_error_low_mask']:.2g}); at "
