@@ -8,3 +8,12 @@ KAN gate (KAMoE) imports this family's KAN layer.
 """
 FAMILY = "neuron-models"
 WIDGET = "course.widgets.response:gallery"
+
+from course.neurons import kan, layers, phm, rational  # noqa: E402  (the modules, by name)
+from course.neurons.kan import kan_linear  # noqa: E402
+from course.neurons.layers import KANLayer, PHMLinear, QuadraticLinear, RationalActivation  # noqa: E402
+from course.neurons.phm import phm_linear  # noqa: E402
+from course.neurons.rational import rational as rational_activation  # noqa: E402
+
+__all__ = ["KANLayer", "PHMLinear", "QuadraticLinear", "RationalActivation", "kan", "kan_linear", "layers", "phm",
+           "phm_linear", "rational", "rational_activation"]

@@ -23,6 +23,7 @@ import torch
 
 from course.checks import check_int, check_tensor
 from course.precision import accumulating
+from course.train import one_thread
 
 DEGREES = (5, 4)  # (m, n): the degrees of Padé Activation Units and of the adaptive rational activations
 
@@ -86,10 +87,18 @@ def fit_rational(fn, degrees: tuple[int, int] = DEGREES, lo: float = -3.0, hi: f
     m, n = degrees
     check_int("neurons.fit_rational", "m", m, low=0)
     check_int("neurons.fit_rational", "n", n, low=0)
+    with one_thread():  # the same coefficients in every process, whatever its thread count
+        return _fit(fn, m, n, lo, hi, points, steps, dtype)
+
+
+def _fit(fn, m: int, n: int, lo: float, hi: float, points: int, steps: int, dtype):
     x = torch.linspace(lo, hi, points, dtype=dtype)
     y = fn(x)
-    columns = [x ** k for k in range(m + 1)] + [-y * x ** j for j in range(1, n + 1)]
-    solution = torch.linalg.lstsq(torch.stack(columns, 1), y[:, None]).solution[:, 0]
+    columns = torch.stack([x ** k for k in range(m + 1)] + [-y * x ** j for j in range(1, n + 1)], 1)
+    # the normal equations, their sums by torch's own reductions and a tiny solve: LAPACK's least squares
+    # on the tall matrix differs in the last bits with the BLAS's thread state, and training magnifies that
+    gram = (columns[:, :, None] * columns[:, None, :]).sum(0)  # [m + n + 1, m + n + 1]
+    solution = torch.linalg.solve(gram, (columns * y[:, None]).sum(0))
     a = solution[:m + 1].clone().requires_grad_()
     b = solution[m + 1:].clone().requires_grad_()
     optimizer = torch.optim.LBFGS([a, b], max_iter=steps, line_search_fn="strong_wolfe")
