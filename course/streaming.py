@@ -10,7 +10,7 @@ Two ops compute, for queries x_i [N, D] and stored rows y_j [M, D],
   -|x - y|^2 / 2 sigma^2 = (x . y - |y|^2 / 2) / sigma^2 up to a term of x alone.
 
 The functions here are that algorithm in PyTorch, block by block over the rows, never forming the
-[N, M] weights; they are the contract that `kernels/triton_streaming.py` and `kernels/streaming.cu`
+[N, M] weights; they are the contract that `kernels/triton_streaming.py` and `kernels/streaming_softmax.cu`
 implement block for block, and the `online` backends of `hopfield.retrieve`, `hopfield.sparse_retrieve`
 and `diffusion.ideal_denoiser`.
 

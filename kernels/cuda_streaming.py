@@ -4,7 +4,7 @@ hopfield.sparse_retrieve (h = 0, t_i = 1 / beta) and diffusion.ideal_denoiser (h
 
 For queries x [N, D] and stored rows y [M, D], logit_ij = (x_i . y_j - h |y_j|^2) / t_i and
 out_i = sum_j p_ij y_j, p_i = softmax(logit_i) (Ramsauer et al. 2020, eq. 3; Karras et al. 2022, eq. 2)
-or sparsemax(logit_i) (Martins & Astudillo 2016, eq. 2). The kernels (`streaming.cu`: the forward, the
+or sparsemax(logit_i) (Martins & Astudillo 2016, eq. 2). The kernels (`streaming_softmax.cu`: the forward, the
 sparsemax threshold by a bitonic sort of each row on chip, the queries' gradient in two sweeps, the
 stored rows' gradient) implement the algorithm of `kernels/triton_streaming.py` in CUDA C++;
 `streaming_binding.cpp` exposes them to PyTorch. The extension is compiled by `torch.utils.cpp_extension`
@@ -24,7 +24,7 @@ from course import outputs
 from course.streaming import MAX_SPARSE_ROWS, SOFTMAX, SPARSEMAX, WEIGHTINGS
 
 HERE = Path(__file__).parent
-SOURCES = ("streaming_binding.cpp", "streaming.cu")
+SOURCES = ("streaming_binding.cpp", "streaming_softmax.cu")
 
 
 @functools.cache

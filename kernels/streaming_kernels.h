@@ -1,7 +1,7 @@
-// Launchers of the course's streaming softmax / sparsemax over stored rows (streaming.cu), the contract of
-// course/streaming.py, which the Triton module triton_streaming.py implements too. Plain pointers and a
-// stream, no PyTorch types, so the .cu file compiles with nvcc alone; streaming_binding.cpp turns tensors
-// into these calls. Used by hopfield.retrieve, hopfield.sparse_retrieve (h = 0, t_i = 1 / beta) and
+// Launchers of the course's streaming softmax / sparsemax over stored rows (streaming_softmax.cu), the
+// contract of course/streaming.py, which the Triton module triton_streaming.py implements too. Plain pointers
+// and a stream, no PyTorch types, so the .cu file compiles with nvcc alone; streaming_binding.cpp turns
+// tensors into these calls. Used by hopfield.retrieve, hopfield.sparse_retrieve (h = 0, t_i = 1 / beta) and
 // diffusion.ideal_denoiser (h = 1/2, t_i = sigma_i^2).
 //
 // For queries x [N, D] and stored rows y [M, D], row-major in the storage type scalar_t (float, __half,

@@ -194,29 +194,32 @@ def shoot_outputs(page, stem: str):
             page.screenshot(path=str(ARTIFACTS / f"{stem}_{what}.png"))
 
 
-@pytest.mark.parametrize("width", [WIDE, NARROW])
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_committed_outputs_render_and_opening_is_no_change(lab, page, name, width):
+def test_committed_outputs_render_and_opening_is_no_change(lab, page, name):
+    """Each notebook opened once (a page load and a kernel start are most of the time), looked at in the
+    wide and in the narrow window, then saved."""
     _, _, home = lab
     open_notebook(page, lab, name)
-    show_at(page, width)
-    panel = page.locator(".jp-NotebookPanel:visible").first
-    outputs = panel.locator(".jp-OutputArea-output")
-    outputs.first.wait_for(timeout=TIMEOUT_MS)
-    text = panel.inner_text()
-    found = [t for t in ERROR_TEXTS if t in text]
-    assert not found, f"{name} shows {found}"
-    stderr = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
-    assert panel.locator(stderr).count() == 0, f"{name} shows an error output"
     committed = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     figures = sum(1 for c in committed.cells if c.cell_type == "code" for o in c.outputs
                   if "image/png" in o.get("data", {}))
-    rendered = panel.locator(".jp-RenderedImage img")
-    deadline = time.monotonic() + TIMEOUT_MS / 1000  # this panel's images (another open tab has its own)
-    while rendered.count() < figures and time.monotonic() < deadline:
-        time.sleep(0.25)
-    assert rendered.count() >= figures, f"{name}: {rendered.count()} of {figures} figures rendered"
-    shoot_outputs(page, f"{Path(name).stem}_{width}px")
+    for width in (WIDE, NARROW):
+        show_at(page, width)
+        panel = page.locator(".jp-NotebookPanel:visible").first
+        outputs = panel.locator(".jp-OutputArea-output")
+        outputs.first.wait_for(timeout=TIMEOUT_MS)
+        text = panel.inner_text()
+        found = [t for t in ERROR_TEXTS if t in text]
+        assert not found, f"{name} shows {found}"
+        stderr = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+        assert panel.locator(stderr).count() == 0, f"{name} shows an error output"
+        rendered = panel.locator(".jp-RenderedImage img")
+        deadline = time.monotonic() + TIMEOUT_MS / 1000  # this panel's images (another open tab has its own)
+        while rendered.count() < figures and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert rendered.count() >= figures, \
+            f"{name} at {width} px: {rendered.count()} of {figures} figures rendered"
+        shoot_outputs(page, f"{Path(name).stem}_{width}px")
     before = (home / "notebooks" / name).read_bytes()
     lab_command(page, "docmanager:save")
     page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty",

@@ -102,7 +102,7 @@ def test_cuda_binding_compiles_against_torch_headers(binding):
     if not (cuda_include / "cuda_runtime.h").exists():
         cuda_include = Path("/usr/local/cuda/include")
     includes = [*include_paths(), str(cuda_include), sysconfig.get_paths()["include"],
-                str(binding.parent)]
+                str(binding.parent), str(ROOT / "kernels")]  # kernels/binding.h
     done = subprocess.run(["g++", "-std=c++20", "-fsyntax-only", "-DTORCH_EXTENSION_NAME=check",
                            *[f"-I{p}" for p in includes], str(binding)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]

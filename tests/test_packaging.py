@@ -95,7 +95,7 @@ def test_wheel_ships_every_family_folder_and_its_data(tmp_path):
             files = [f for f in folder.rglob("*") if f.suffix in SHIPPED and "__pycache__" not in f.parts]
             assert files, folder
             expected |= {f"{prefix}/{f.relative_to(folder).as_posix()}" for f in files}
-    # the kernels shared by families (kernels/streaming.cu and its loaders) sit at the top of kernels/
+    # the kernels shared by families (kernels/streaming_softmax.cu and its loaders) sit at the top of kernels/
     expected |= {f"course/kernels/{f.name}" for f in (ROOT / "kernels").glob("*") if f.suffix in SHIPPED}
     missing = sorted(expected - names)
     assert not missing, f"the wheel lacks {missing}"

@@ -36,7 +36,8 @@ from course.hopfield import views
 from course.hopfield.views import (CLASSICAL, GLYPH_SET, MODERN, NOISE, SIDE, SOFTMAX, STEPS, TOY_PATTERNS,
                                    Retrieval, Toy)
 from course.widgets.landscape import PATH_COLORS, landscape_traces, path_symbols
-from course.widgets.view import FitPlotsToWidth, View, control_layout, wrapping_row
+from course.widgets.view import (FitPlotsToWidth, View, control_layout, update_panels, update_traces,
+                                 wrapping_row)
 
 WHERE = "widgets.energy"
 BETAS = (-3.0, 0.5, 0.1)   # the beta slider: log10 min, log10 max, step
@@ -313,14 +314,8 @@ class EnergyWidget(View):
         on = applies(state.settings)
         self.beta.disabled = not on["beta"]
         self.weighting.disabled = not on["weighting"]
-        for index, props in enumerate(figure_traces(state)):
-            # one trace per batch: a multi-trace batch reaches plotly.js with nulls for the others
-            with self.figure.batch_update():
-                self.figure.data[index].update(**props)
-        with self.figure.batch_update():
-            self.figure.update_layout(**layout_updates(state))
-            for annotation, title in zip(self.figure.layout.annotations, panel_titles(state)):
-                annotation.text = title
+        update_traces(self.figure, figure_traces(state))
+        update_panels(self.figure, layout_updates(state), panel_titles(state))
         self.summary.value = f"<b>{summary(state)}</b>"
 
     def update(self, change=None):

@@ -44,7 +44,7 @@ from course.landscape.grid import surface as grid_surface
 from course.landscape.ops import grid_loss
 from course.landscape.views import BASE_LR, WidgetData, widget_data
 from course.train import one_thread
-from course.widgets.view import FitPlotsToWidth, View, control_layout, wrapping_row
+from course.widgets.view import FitPlotsToWidth, View, control_layout, update_traces, wrapping_row
 
 WHERE = "widgets.landscape"
 RANDOM, FILTER, PCA = "random", "filter-normalised", "PCA of the path"
@@ -418,10 +418,7 @@ class LandscapeWidget(View):
         self.span.disabled = state.settings.directions == PCA  # PCA's plane spans the path
         traces = landscape_traces(state.surface, state.alphas, state.betas, state_paths(state))
         traces += line_traces(state.line, state.settings.aligned)
-        for index, props in enumerate(traces):
-            # one trace per batch: a multi-trace batch reaches plotly.js with nulls for the others
-            with self.figure.batch_update():
-                self.figure.data[index].update(**props)
+        update_traces(self.figure, traces)
         self.summary.value = f"<b>{summary(state)}</b>"
 
     def update(self, change=None):

@@ -21,7 +21,6 @@ The logic (`graph_for`, `layout`, `hops_from`, `receptive_field`, `message_edges
 """
 import functools
 import math
-from dataclasses import dataclass
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
@@ -32,7 +31,7 @@ from course.checks import check_int, check_tensor
 from course.gnn import Graph, gcn_norm
 from course.gnn.datasets import csbm, edge_homophily
 from course.gnn.smoothing import MODELS, Rounds, check_layers, energy_curves, propagate_states
-from course.widgets.view import FitPlotsToWidth, View, control_layout, wrapping_row
+from course.widgets.view import FitPlotsToWidth, View, control_layout, update_traces, wrapping_row
 
 WHERE = "widgets.message_passing"
 # One colour per model (energy panel); the receptive field and its messages in a colour that neither
@@ -330,10 +329,7 @@ class MessagePassingWidget(View):
             self._busy = False
         graph, pos, p, hops, curves = self.state()
         r, node = self.round.value, self.node.value
-        for index, props in enumerate(panel_traces(graph, pos, p, hops, curves, self.model.value, r, node)):
-            # one trace per batch: a multi-trace batch reaches plotly.js with nulls for the others
-            with self.figure.batch_update():
-                self.figure.data[index].update(**props)
+        update_traces(self.figure, panel_traces(graph, pos, p, hops, curves, self.model.value, r, node))
         text = summary(graph, self.model.value, self.depth.value, r, node, hops, curves)
         self.summary.value = f"<b>{text}</b>"
 

@@ -34,7 +34,8 @@ from plotly.subplots import make_subplots
 from course.neurons import views
 from course.neurons.views import (DEGREES, GRID_SIZES, INITS, KAN, LINEAR, NEURONS, RATIONAL, SNAPSHOT_STEPS,
                                   Snapshot, Training)
-from course.widgets.view import FitPlotsToWidth, View, control_layout, wrapping_row
+from course.widgets.view import (FitPlotsToWidth, View, control_layout, update_panels, update_traces,
+                                 wrapping_row)
 
 WHERE = "widgets.response"
 CLASS_COLORS = ("#1f77b4", "#d62728")     # class 0, class 1 (the probability's colour scale's ends)
@@ -296,14 +297,8 @@ class ResponseWidget(View):
         self.degree.disabled = not on["degree"]
         self.grid_size.disabled = not on["grid_size"]
         self.init.disabled = not on["init"]
-        for index, props in enumerate(figure_traces(state)):
-            # one trace per batch: a multi-trace batch reaches plotly.js with nulls for the others
-            with self.figure.batch_update():
-                self.figure.data[index].update(**props)
-        with self.figure.batch_update():
-            self.figure.update_layout(**layout_updates(state))
-            for annotation, title in zip(self.figure.layout.annotations, panel_titles(state)):
-                annotation.text = title
+        update_traces(self.figure, figure_traces(state))
+        update_panels(self.figure, layout_updates(state), panel_titles(state))
         self.summary.value = f"<b>{summary(state)}</b>"
 
     def update(self, change=None):

@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 
 from course.data import gaussian_mixture, ring_centers
 from course.moe import cv_squared, dispatch, expert_capacity, noisy_top_k_gating, prototype_gate, with_bias
-from course.widgets.view import FitPlotsToWidth, View, control_layout, wrapping_row
+from course.widgets.view import FitPlotsToWidth, View, control_layout, update_traces, wrapping_row
 
 # One colour per expert (D3's palette without its red), and red for what is dropped.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -291,11 +291,7 @@ class RoutingWidget(View):
         self.capacity_factor.disabled = smear or not self.limit.value
         r = self.routing()
         traces, shapes = panel_updates(r, self.w_gate, self.extent)
-        for index, props in traces.items():
-            # one trace per batch: plotly merges a multi-trace batch into a restyle whose missing
-            # entries reach plotly.js as null, which resets the other traces' markers
-            with self.figure.batch_update():
-                self.figure.data[index].update(**props)
+        update_traces(self.figure, traces)
         with self.figure.batch_update():
             self.figure.layout.shapes = shapes
             self.figure.layout.yaxis3.range = [0, load_axis_top(r)]

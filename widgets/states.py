@@ -30,7 +30,8 @@ from plotly.subplots import make_subplots
 from course.checks import check_int
 from course.ssm import views
 from course.ssm.views import HGRN, LOCAL, MODELS, SEQUENCES, Trace, trace
-from course.widgets.view import FitPlotsToWidth, View, control_layout, wrapping_row
+from course.widgets.view import (FitPlotsToWidth, View, control_layout, update_panels, update_traces,
+                                 wrapping_row)
 
 WHERE = "widgets.states"
 LOWER_BOUNDS = (0.0, 0.95, 0.05)  # the gate lower bound slider: min, max, step
@@ -310,14 +311,8 @@ class StatesWidget(View):
         on = applies(c.settings)
         self.lower_bound.disabled = not on["lower_bound"]
         self.window.disabled = not on["window"]
-        for index, props in enumerate(figure_traces(c)):
-            # one trace per batch: a multi-trace batch reaches plotly.js with nulls for the others
-            with self.figure.batch_update():
-                self.figure.data[index].update(**props)
-        with self.figure.batch_update():
-            self.figure.update_layout(**layout_updates(c))
-            for annotation, title in zip(self.figure.layout.annotations, panel_titles(c)):
-                annotation.text = title
+        update_traces(self.figure, figure_traces(c))
+        update_panels(self.figure, layout_updates(c), panel_titles(c))
         self.summary.value = f"<b>{summary(c)}</b>"
 
     def update(self, change=None):

@@ -40,7 +40,7 @@ from plotly.subplots import make_subplots
 from course.checks import check_int, check_tensor
 from course.diffusion import edm, guidance, mixtures, ode, samplers as library, schedules
 from course.train import one_thread
-from course.widgets.view import FitPlotsToWidth, View, control_layout, wrapping_row
+from course.widgets.view import FitPlotsToWidth, View, control_layout, update_traces, wrapping_row
 
 WHERE = "widgets.trajectories"
 LABELLED = guidance.LabelledMixture(mixtures.ring(8), torch.arange(8) % 2)
@@ -440,10 +440,7 @@ class TrajectoryWidget(View):
         finally:
             self._busy = False
         s, path, exact, curves, error = self.state()
-        for index, props in enumerate(panel_traces(path, exact, s, curves, error)):
-            # one trace per batch: a multi-trace batch reaches plotly.js with nulls for the others
-            with self.figure.batch_update():
-                self.figure.data[index].update(**props)
+        update_traces(self.figure, panel_traces(path, exact, s, curves, error))
         self.summary.value = f"<b>{summary(s, path, error)}</b>"
 
     def snapshot(self):

@@ -43,6 +43,23 @@ class FitPlotsToWidth(anywidget.AnyWidget):
     } };"""
 
 
+def update_traces(figure, traces):
+    """Set each trace's properties, `traces` a list (by position) or a dict {index: properties}, one trace
+    a batch: plotly merges a multi-trace batch into one restyle whose missing entries reach plotly.js as
+    null, which resets the other traces (their markers, their colours)."""
+    for index, props in (traces.items() if isinstance(traces, dict) else enumerate(traces)):
+        with figure.batch_update():
+            figure.data[index].update(**props)
+
+
+def update_panels(figure, layout: dict, titles):
+    """The layout's updates and the subplots' titles (its annotations, in order), in one batch."""
+    with figure.batch_update():
+        figure.update_layout(**layout)
+        for annotation, title in zip(figure.layout.annotations, titles):
+            annotation.text = title
+
+
 def png_of(figure) -> str:
     """A matplotlib figure as base64 PNG (closed afterwards, so it is not shown a second time)."""
     import matplotlib.pyplot as plt

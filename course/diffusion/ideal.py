@@ -13,7 +13,7 @@ scaled dot product it is the query [x / sigma^2, -1 / 2 sigma^2] against the key
 blocks of keys (`ideal_denoiser_online`) never holds the [N, M] weights: the kernels' algorithm,
 flash attention's. Modern Hopfield retrieval is the same computation without the bias, so the two ops
 share it: `course.streaming` with the norm weight h = 1/2 and the temperature t_i = sigma_i^2 here, h = 0
-and t_i = 1 / beta there, and the kernels of `kernels/triton_streaming.py` and `kernels/streaming.cu`.
+and t_i = 1 / beta there, and the kernels of `kernels/triton_streaming.py` and `kernels/streaming_softmax.cu`.
 
 Noise levels are per query (sigma [N]), so that one call serves a batch at mixed noise.
 """

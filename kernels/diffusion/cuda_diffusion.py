@@ -1,13 +1,13 @@
 """diffusion.ideal_denoiser, diffusion.heun_step and diffusion.edm_output with CUDA kernels: the
 contracts of `course.diffusion.ideal`, `course.diffusion.samplers` and `course.diffusion.edm`.
 
-The ideal denoiser is one run of the course's shared streaming softmax (`kernels/streaming.cu`, loaded by
-`course.kernels.cuda_streaming`, which the Hopfield retrieval ops run too) with norm weight h = 1/2 and
-the temperature t_i = sigma_i^2; this family's own kernels (`diffusion_steps.cu`: the fused Heun step and
-preconditioning) implement the algorithms of the Triton backend in CUDA C++; `diffusion_binding.cpp`
-exposes them to PyTorch and `host` checks the arguments and holds the autograd Functions. The extensions
-are compiled by `torch.utils.cpp_extension` on first use, which needs a CUDA build of PyTorch, nvcc and a
-GPU. The kernels compute in float32: float32, float16 and bfloat16 tensors.
+The ideal denoiser is one run of the course's shared streaming softmax (`kernels/streaming_softmax.cu`, loaded
+by `course.kernels.cuda_streaming`, which the Hopfield retrieval ops run too) with norm weight h = 1/2 and the
+temperature t_i = sigma_i^2; this family's own kernels (`diffusion_steps.cu`: the fused Heun step and
+preconditioning) implement the algorithms of the Triton backend in CUDA C++; `diffusion_binding.cpp` exposes
+them to PyTorch and `host` checks the arguments and holds the autograd Functions. The extensions are compiled
+by `torch.utils.cpp_extension` on first use, which needs a CUDA build of PyTorch, nvcc and a GPU. The kernels
+compute in float32: float32, float16 and bfloat16 tensors.
 """
 import functools
 from pathlib import Path
@@ -35,7 +35,7 @@ def extension():
     from torch.utils.cpp_extension import load
 
     return load(name="course_diffusion_cuda", sources=[str(HERE / s) for s in SOURCES],
-                extra_include_paths=[str(HERE)], extra_cflags=["-O3", "-std=c++20"],
+                extra_include_paths=[str(HERE), str(HERE.parent)], extra_cflags=["-O3", "-std=c++20"],
                 extra_cuda_cflags=["-O3"])
 
 

@@ -1,6 +1,6 @@
 // Launchers of the diffusion CUDA kernels (diffusion_steps.cu), the contracts of the Triton backend
 // (triton_heun.py, triton_edm.py); the ideal denoiser runs the course's shared streaming kernels
-// (kernels/streaming.cu, streaming_kernels.h). Plain pointers and a stream, no
+// (kernels/streaming_softmax.cu, streaming_kernels.h). Plain pointers and a stream, no
 // PyTorch types, so the .cu files compile with nvcc alone; diffusion_binding.cpp turns tensors into
 // these calls. Rows are row-major [N, D] in the storage type scalar_t (float, __half, __nv_bfloat16);
 // levels are float32 [N]; arithmetic is in float32.

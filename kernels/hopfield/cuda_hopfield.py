@@ -2,7 +2,7 @@
 `course.hopfield.modern.retrieve` and `course.hopfield.sparse.sparse_retrieve`.
 
 Each update xi <- sum_j p_j(beta xi . x_j) x_j (Ramsauer et al. 2020, eq. 3; its sparse form with sparsemax,
-Hu et al. 2023) is one run of the course's shared streaming kernels (`kernels/streaming.cu`, loaded by
+Hu et al. 2023) is one run of the course's shared streaming kernels (`kernels/streaming_softmax.cu`, loaded by
 `course.kernels.cuda_streaming`, which diffusion.ideal_denoiser runs too) with norm weight h = 0 and the
 temperature t_i = 1 / beta; `host` checks the arguments, holds the autograd Function (gradients for the
 queries and the stored patterns) and loops over the steps. The kernels compute in float32: float32, float16

@@ -15,17 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "binding.h"
 #include "landscape_kernels.h"
 
+using namespace course_binding;  // as_stream, data, mutable_data, check_launch
+
 namespace {
-
-cudaStream_t as_stream(int64_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
-
-template <typename T>
-const T* data(const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); }
-
-template <typename T>
-T* mutable_data(at::Tensor& t) { return reinterpret_cast<T*>(t.data_ptr()); }
 
 // Calls body(storage type{}) for float32 and bfloat16 tensors (the dtypes the registry declares).
 template <typename Body>
@@ -40,12 +35,6 @@ void by_dtype(const at::Tensor& t, Body body) {
 
 void check_dtype(const char* name, const at::Tensor& t, at::ScalarType dtype) {
   TORCH_CHECK(t.scalar_type() == dtype, "grid_loss: `", name, "` must be ", dtype, "; got ", t.scalar_type());
-}
-
-// A launch the GPU refused (bad configuration, no kernel image for this device) raises, named.
-void check_launch(const std::string& kernel) {
-  const cudaError_t error = cudaGetLastError();
-  TORCH_CHECK(error == cudaSuccess, kernel, ": the CUDA launch failed: ", cudaGetErrorString(error));
 }
 
 }  // namespace

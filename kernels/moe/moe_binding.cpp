@@ -10,11 +10,12 @@
 #include <cuda_fp16.h>
 #include <torch/csrc/utils/pybind.h>
 
+#include "binding.h"
 #include "moe_kernels.h"
 
-namespace {
+using namespace course_binding;  // as_stream, data, mutable_data, check_launch
 
-cudaStream_t as_stream(int64_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
+namespace {
 
 template <typename scalar_t>
 const scalar_t* ptr_or_null(const std::optional<at::Tensor>& t) {
@@ -37,12 +38,6 @@ Epilogue epilogue_named(const std::string& name) {
   if (name == "relu") return Epilogue::kRelu;
   if (name == "relu_grad") return Epilogue::kReluGrad;
   TORCH_CHECK(false, "grouped_matmul: `epilogue` must be 'none', 'relu' or 'relu_grad'; got '", name, "'");
-}
-
-// A launch the GPU refused (bad configuration, no kernel image for this device) raises, named.
-void check_launch(const char* kernel) {
-  const cudaError_t error = cudaGetLastError();
-  TORCH_CHECK(error == cudaSuccess, kernel, ": the CUDA launch failed: ", cudaGetErrorString(error));
 }
 
 void check_float32(const char* where, const at::Tensor& t) {

@@ -13,17 +13,12 @@
 #include <cuda_fp16.h>
 #include <torch/csrc/utils/pybind.h>
 
+#include "binding.h"
 #include "neurons_kernels.h"
 
+using namespace course_binding;  // as_stream, data, mutable_data, check_launch
+
 namespace {
-
-cudaStream_t as_stream(int64_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
-
-template <typename T>
-const T* data(const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); }
-
-template <typename T>
-T* mutable_data(at::Tensor& t) { return reinterpret_cast<T*>(t.data_ptr()); }
 
 // Calls body(storage type{}) for float32, float16 and bfloat16 tensors (the dtypes the registry declares).
 template <typename Body>
@@ -39,12 +34,6 @@ void by_dtype(const at::Tensor& t, Body body) {
 
 void check_float32(const char* where, const char* name, const at::Tensor& t) {
   TORCH_CHECK(t.scalar_type() == at::kFloat, where, ": `", name, "` must be float32; got ", t.scalar_type());
-}
-
-// A launch the GPU refused (bad configuration, no kernel image for this device) raises, named.
-void check_launch(const char* kernel) {
-  const cudaError_t error = cudaGetLastError();
-  TORCH_CHECK(error == cudaSuccess, kernel, ": the CUDA launch failed: ", cudaGetErrorString(error));
 }
 
 }  // namespace

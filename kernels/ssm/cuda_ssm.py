@@ -37,7 +37,7 @@ def extension():
     from torch.utils.cpp_extension import load
 
     return load(name="course_ssm_cuda", sources=[str(HERE / s) for s in SOURCES],
-                extra_include_paths=[str(HERE)], extra_cflags=["-O3", "-std=c++20"],
+                extra_include_paths=[str(HERE), str(HERE.parent)], extra_cflags=["-O3", "-std=c++20"],
                 extra_cuda_cflags=["-O3"])
 
 

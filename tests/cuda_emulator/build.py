@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 EMULATOR_HEADER = HERE / "emulator.h"
 FAKE_CUDA_INCLUDE = HERE / "include"
 SELFTEST = HERE / "selftest.cu"
+KERNELS = HERE.parents[1] / "kernels"  # kernels/binding.h, which every binding includes
 EMULATOR_FLAGS = ["-std=c++20", "-pthread", "-include", str(EMULATOR_HEADER)]
 
 LAUNCH = re.compile(
@@ -95,7 +96,7 @@ def build(module_name: str, kernel_dir: Path | None = None, name: str | None = N
         emulated = emulated_source(source.read_text())
         sources.append(write_if_changed(sources_dir / f"{source.stem}_emulated.cpp", emulated))
     return load(name=name, sources=[str(s) for s in sources],
-                extra_include_paths=[str(FAKE_CUDA_INCLUDE), str(kernel_dir)],
+                extra_include_paths=[str(FAKE_CUDA_INCLUDE), str(kernel_dir), str(KERNELS)],
                 extra_cflags=["-O1", *EMULATOR_FLAGS],
                 extra_ldflags=["-pthread"], verbose=verbose)
 

@@ -1,5 +1,5 @@
-"""The shared CUDA streaming kernels (kernels/streaming.cu) beyond the harness, on the CPU emulator: the
-norm weight h = 1/2 with the stored rows' gradient (the harness runs h = 0 with it and h = 1/2 without
+"""The shared CUDA streaming kernels (kernels/streaming_softmax.cu) beyond the harness, on the CPU emulator:
+the norm weight h = 1/2 with the stored rows' gradient (the harness runs h = 0 with it and h = 1/2 without
 it), several tiles of queries, rows and columns, the sparsemax threshold's sort at the longest row it
 holds (M = MAX_SPARSE_ROWS, not a power of two below it, tied logits), and the refusal past it."""
 import pytest
