@@ -48,24 +48,30 @@ def test_budget_check_fails_a_slow_notebook(tmp_path):
     assert "slow.ipynb" in done.stdout and "of 1 s" in done.stdout  # the time is reported
 
 
-def triton_cells(path: Path):
-    """The notebook's first code cell (its setup) and the cells tagged `triton`, as a notebook."""
-    nb = nbformat.read(path, as_version=4)
+KERNEL_FAMILIES = [f for f in families.discovered() if f.kernels]
+
+
+def triton_cells(family) -> list:
+    """A family notebook's first code cell (its setup) and its cells tagged `triton`, each cell
+    tagged with the family's package."""
+    nb = nbformat.read(ROOT / "notebooks" / catalog.family(family.id).notebook_name, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     cells = [code[0]] + [c for c in code[1:] if "triton" in c.metadata.get("tags", [])]
-    return new_notebook(cells=cells, metadata=nb.metadata), len(cells) - 1
+    assert len(cells) > 1, f"{catalog.family(family.id).notebook_name} has no cell tagged 'triton'"
+    for c in cells:
+        c.metadata["family"] = family.package
+    return cells
 
 
-@pytest.mark.parametrize("family", [f for f in families.discovered() if f.kernels], ids=lambda f: f.package)
-def test_kernel_cells_run_where_triton_is_missing(family, tmp_path):
-    """As on a machine without Triton: the kernels are shown, the notebook says why they did not run.
+def test_kernel_cells_run_where_triton_is_missing(tmp_path):
+    """As on a machine without Triton: the kernels are shown, each notebook says why they did not run.
 
-    Only the setup cell and the cells tagged `triton` run here, not the whole notebook again.
+    Only each family notebook's setup cell and its cells tagged `triton` run here, all in one kernel
+    (one start for the whole course), family after family.
     """
-    notebook = ROOT / "notebooks" / catalog.family(family.id).notebook_name
-    nb, tagged = triton_cells(notebook)
-    assert tagged >= 1, f"{notebook.name} has no cell tagged 'triton'"
-    copy = tmp_path / notebook.name
+    nb = new_notebook(cells=[c for f in KERNEL_FAMILIES for c in triton_cells(f)],
+                      metadata=nbformat.read(NOTEBOOKS[0], as_version=4).metadata)
+    copy = tmp_path / "kernel_cells.ipynb"
     nbformat.write(nb, copy)
     hidden = tmp_path / "hide"
     (hidden / "triton").mkdir(parents=True)
@@ -77,7 +83,9 @@ def test_kernel_cells_run_where_triton_is_missing(family, tmp_path):
                            "r = execute(Path(sys.argv[1]), write=True); print(r.error or 'ok')",
                            str(copy)], env=env, capture_output=True, text=True, timeout=600)
     assert done.stdout.strip().endswith("ok"), done.stdout + done.stderr
-    outputs = [o for c in nbformat.read(copy, 4).cells if c.cell_type == "code" for o in c.outputs]
-    text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
-    assert "the Triton kernel was not run here: Triton is not installed" in text
-    assert "@triton.jit" in text
+    for family in KERNEL_FAMILIES:
+        outputs = [o for c in nbformat.read(copy, 4).cells if c.cell_type == "code"
+                   and c.metadata["family"] == family.package for o in c.outputs]
+        text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+        assert "the Triton kernel was not run here: Triton is not installed" in text, family.package
+        assert "@triton.jit" in text, family.package

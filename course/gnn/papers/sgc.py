@@ -26,7 +26,11 @@ keeps the smooth components (lambda~ near 0) and damps the others, more so as K 
 The claim, at toy scale: on CSBM graphs and the karate club with a few labels per class, SGC
 (K = 2) is about as accurate as a 2-layer GCN (hidden 16, ReLU, dropout 0.5, Kipf and Welling's
 settings) trained for the same number of steps on the same split, and it trains faster (section 4,
-Table 3 and Figure 3: accuracy on par, training much faster).
+Table 3 and Figure 3: accuracy on par, training much faster). The cost is counted, so that the verdict
+is the same on every machine: multiply-adds of the forward pass from the shapes (each dense product
+N x F x F', each propagation nnz(S) x F), three times that for a training step (the forward and the
+backward's two products), and SGC's precomputation once (`sgc_multiply_adds`, `gcn_multiply_adds`).
+The wall-clock seconds are measured too and printed, not judged.
 """
 import time
 
@@ -115,6 +119,22 @@ def check_split(where: str, graph: Graph, train_mask):
                          f"{tuple(train_mask.shape)}, {int(train_mask.sum())} nodes selected.")
 
 
+def sgc_multiply_adds(graph: Graph, train_mask, k: int = K, steps: int = STEPS) -> int:
+    """Multiply-adds of SGC's training: K propagations of X once, then `steps` steps of the logistic
+    regression on the labelled rows (forward and backward: 3x the forward's n_train x F x C)."""
+    nnz, features, classes = gcn_norm(graph).col.numel(), graph.x.shape[1], int(graph.y.max()) + 1
+    return k * nnz * features + steps * 3 * int(train_mask.sum()) * features * classes
+
+
+def gcn_multiply_adds(graph: Graph, steps: int = STEPS, hidden: int = HIDDEN) -> int:
+    """Multiply-adds of the 2-layer GCN's training: each step computes S (X W1) and S (H W2) on every
+    node (forward and backward: 3x the forward's dense products and propagations)."""
+    n, nnz = graph.num_nodes, gcn_norm(graph).col.numel()
+    features, classes = graph.x.shape[1], int(graph.y.max()) + 1
+    forward = n * features * hidden + nnz * hidden + n * hidden * classes + nnz * classes
+    return steps * 3 * forward
+
+
 def train_sgc(graph: Graph, train_mask, k: int = K, steps: int = STEPS, seed: int = 0):
     """Logistic regression on S^K X (eq. 8), the features precomputed once.
 
@@ -148,7 +168,7 @@ def train_gcn(graph: Graph, train_mask, steps: int = STEPS, seed: int = 0):
 
 
 def compare(graph: Graph, train_mask, test_mask, seed: int = 0) -> dict:
-    """Test accuracy and training seconds of SGC and of the GCN on one graph and split."""
+    """Test accuracy, training multiply-adds and seconds of SGC and of the GCN on one graph and split."""
     sgc, features, sgc_seconds = train_sgc(graph, train_mask, seed=seed)
     gcn, gcn_seconds = train_gcn(graph, train_mask, seed=seed)
     with torch.no_grad():
@@ -156,7 +176,8 @@ def compare(graph: Graph, train_mask, test_mask, seed: int = 0) -> dict:
         gcn_accuracy = accuracy(gcn(graph, graph.x)[test_mask], graph.y[test_mask])
     return {"sgc_accuracy": sgc_accuracy, "gcn_accuracy": gcn_accuracy, "sgc_seconds": sgc_seconds,
             "gcn_seconds": gcn_seconds, "accuracy_gap": sgc_accuracy - gcn_accuracy,
-            "time_ratio": gcn_seconds / sgc_seconds}
+            "time_ratio": gcn_seconds / sgc_seconds,
+            "cost_ratio": gcn_multiply_adds(graph) / sgc_multiply_adds(graph, train_mask)}
 
 
 def csbm_graph(seed: int) -> Graph:
@@ -182,11 +203,13 @@ CLAIM = Claim(
               "propagation precomputed once) costs little or no accuracy and makes training much faster",
     kind=REPRODUCTION,
     experiment=sgc_experiment,
-    thresholds=("csbm_accuracy_gap >= -0.05", "karate_accuracy_gap >= -0.1", "csbm_time_ratio >= 2"),
+    thresholds=("csbm_accuracy_gap >= -0.05", "karate_accuracy_gap >= -0.1", "csbm_cost_ratio >= 10"),
     summary=lambda m: (
         f"test accuracy, SGC (K = {K}) vs 2-layer GCN: CSBM {m['csbm_sgc_accuracy']:.2f} vs "
         f"{m['csbm_gcn_accuracy']:.2f}, karate club {m['karate_sgc_accuracy']:.2f} vs "
-        f"{m['karate_gcn_accuracy']:.2f}; training time for {STEPS} steps (SGC's with its "
-        f"precomputation): CSBM {m['csbm_sgc_seconds'] * 1e3:.0f} ms vs {m['csbm_gcn_seconds'] * 1e3:.0f} ms "
-        f"({m['csbm_time_ratio']:.1f}x faster), karate club {m['karate_time_ratio']:.1f}x faster"),
+        f"{m['karate_gcn_accuracy']:.2f}; training for {STEPS} steps (SGC's with its precomputation) costs "
+        f"{m['csbm_cost_ratio']:.0f}x fewer multiply-adds on the CSBM, {m['karate_cost_ratio']:.0f}x on the "
+        f"karate club; measured here: CSBM {m['csbm_sgc_seconds'] * 1e3:.0f} ms vs "
+        f"{m['csbm_gcn_seconds'] * 1e3:.0f} ms ({m['csbm_time_ratio']:.1f}x faster), karate club "
+        f"{m['karate_time_ratio']:.1f}x faster"),
 )
