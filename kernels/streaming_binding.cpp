@@ -16,27 +16,8 @@
 #include "binding.h"
 #include "streaming_kernels.h"
 
-using namespace course_binding;  // as_stream, data, mutable_data, check_launch
-
-namespace {
-
-// Calls body(storage type{}) for float32, float16 and bfloat16 tensors.
-template <typename Body>
-void by_dtype(const at::Tensor& t, Body body) {
-  switch (t.scalar_type()) {
-    case at::kFloat: body(float{}); break;
-    case at::kHalf: body(__half{}); break;
-    case at::kBFloat16: body(__nv_bfloat16{}); break;
-    default:
-      TORCH_CHECK(false, "streaming CUDA kernels take float32, float16 or bfloat16; got ", t.scalar_type());
-  }
-}
-
-void check_float32(const char* where, const char* name, const at::Tensor& t) {
-  TORCH_CHECK(t.scalar_type() == at::kFloat, where, ": `", name, "` must be float32; got ", t.scalar_type());
-}
-
-}  // namespace
+using namespace course_binding;  // as_stream, data, mutable_data, by_storage_type, check_float32,
+                                 // check_launch
 
 at::Tensor sparsemax_threshold(at::Tensor x, at::Tensor y, at::Tensor temperature, double norm_weight,
                                at::Tensor tau, int64_t stream) {
@@ -44,7 +25,7 @@ at::Tensor sparsemax_threshold(at::Tensor x, at::Tensor y, at::Tensor temperatur
   check_float32("sparsemax_threshold", "tau", tau);
   TORCH_CHECK(y.size(0) >= 1 && y.size(0) <= kMaxSparseRows, "sparsemax_threshold: the kernel sorts one ",
               "row of logits on chip, so M must lie in [1, ", kMaxSparseRows, "]; got ", y.size(0));
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_sparsemax_threshold<scalar_t>(data<scalar_t>(x), data<scalar_t>(y), data<float>(temperature),
                                          static_cast<float>(norm_weight), mutable_data<float>(tau),
@@ -60,7 +41,7 @@ at::Tensor streaming_forward(at::Tensor x, at::Tensor y, at::Tensor temperature,
   check_float32("streaming_forward", "temperature", temperature);
   check_float32("streaming_forward", "stat0", stat0);
   check_float32("streaming_forward", "stat1", stat1);
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_streaming_forward<scalar_t>(data<scalar_t>(x), data<scalar_t>(y), data<float>(temperature),
                                        static_cast<float>(norm_weight), sparse, mutable_data<float>(stat0),
@@ -78,7 +59,7 @@ at::Tensor streaming_backward_x(at::Tensor x, at::Tensor y, at::Tensor temperatu
   check_float32("streaming_backward_x", "stat0", stat0);
   check_float32("streaming_backward_x", "stat1", stat1);
   check_float32("streaming_backward_x", "delta", delta);
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_streaming_backward_x<scalar_t>(data<scalar_t>(x), data<scalar_t>(y), data<float>(temperature),
                                           static_cast<float>(norm_weight), sparse, data<float>(stat0),
@@ -97,7 +78,7 @@ at::Tensor streaming_backward_y(at::Tensor x, at::Tensor y, at::Tensor temperatu
   check_float32("streaming_backward_y", "stat0", stat0);
   check_float32("streaming_backward_y", "stat1", stat1);
   check_float32("streaming_backward_y", "delta", delta);
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_streaming_backward_y<scalar_t>(data<scalar_t>(x), data<scalar_t>(y), data<float>(temperature),
                                           static_cast<float>(norm_weight), sparse, data<float>(stat0),

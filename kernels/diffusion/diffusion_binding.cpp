@@ -15,27 +15,8 @@
 #include "binding.h"
 #include "diffusion_kernels.h"
 
-using namespace course_binding;  // as_stream, data, mutable_data, check_launch
-
-namespace {
-
-// Calls body(storage type{}) for float32, float16 and bfloat16 tensors.
-template <typename Body>
-void by_dtype(const at::Tensor& t, Body body) {
-  switch (t.scalar_type()) {
-    case at::kFloat: body(float{}); break;
-    case at::kHalf: body(__half{}); break;
-    case at::kBFloat16: body(__nv_bfloat16{}); break;
-    default:
-      TORCH_CHECK(false, "diffusion CUDA kernels take float32, float16 or bfloat16; got ", t.scalar_type());
-  }
-}
-
-void check_float32(const char* where, const char* name, const at::Tensor& t) {
-  TORCH_CHECK(t.scalar_type() == at::kFloat, where, ": `", name, "` must be float32; got ", t.scalar_type());
-}
-
-}  // namespace
+using namespace course_binding;  // as_stream, data, mutable_data, by_storage_type, check_float32,
+                                 // check_launch
 
 at::Tensor heun_forward(at::Tensor x, at::Tensor denoised, at::Tensor denoised_next, at::Tensor noise,
                         at::Tensor sigma, at::Tensor sigma_next, at::Tensor sigma_next_hat, at::Tensor out,
@@ -43,7 +24,7 @@ at::Tensor heun_forward(at::Tensor x, at::Tensor denoised, at::Tensor denoised_n
   check_float32("heun_forward", "sigma", sigma);
   check_float32("heun_forward", "sigma_next", sigma_next);
   check_float32("heun_forward", "sigma_next_hat", sigma_next_hat);
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_heun_forward<scalar_t>(data<scalar_t>(x), data<scalar_t>(denoised), data<scalar_t>(denoised_next),
                                   data<scalar_t>(noise), data<float>(sigma), data<float>(sigma_next),
@@ -60,7 +41,7 @@ void heun_backward(at::Tensor grad, at::Tensor sigma, at::Tensor sigma_next, at:
   check_float32("heun_backward", "sigma", sigma);
   check_float32("heun_backward", "sigma_next", sigma_next);
   check_float32("heun_backward", "sigma_next_hat", sigma_next_hat);
-  by_dtype(grad, [&](auto zero) {
+  by_storage_type(grad, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_heun_backward<scalar_t>(data<scalar_t>(grad), data<float>(sigma), data<float>(sigma_next),
                                    data<float>(sigma_next_hat), mutable_data<scalar_t>(grad_x),
@@ -75,7 +56,7 @@ void heun_backward(at::Tensor grad, at::Tensor sigma, at::Tensor sigma_next, at:
 at::Tensor edm_forward(at::Tensor x, at::Tensor raw, at::Tensor sigma, at::Tensor out, double sigma_data,
                        int64_t stream) {
   check_float32("edm_forward", "sigma", sigma);
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_edm_forward<scalar_t>(data<scalar_t>(x), data<scalar_t>(raw), data<float>(sigma),
                                  mutable_data<scalar_t>(out), x.size(0), x.size(1),
@@ -89,7 +70,7 @@ at::Tensor edm_forward(at::Tensor x, at::Tensor raw, at::Tensor sigma, at::Tenso
 void edm_backward(at::Tensor grad, at::Tensor sigma, at::Tensor grad_x, at::Tensor grad_raw,
                   double sigma_data, int64_t stream) {
   check_float32("edm_backward", "sigma", sigma);
-  by_dtype(grad, [&](auto zero) {
+  by_storage_type(grad, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_edm_backward<scalar_t>(data<scalar_t>(grad), data<float>(sigma), mutable_data<scalar_t>(grad_x),
                                   mutable_data<scalar_t>(grad_raw), grad.size(0), grad.size(1),

@@ -13,20 +13,10 @@
 #include "binding.h"
 #include "gnn_kernels.h"
 
-using namespace course_binding;  // as_stream, data, mutable_data, check_launch
+using namespace course_binding;  // as_stream, data, mutable_data, by_storage_type, check_float32,
+                                 // check_launch
 
 namespace {
-
-// Calls body(storage type{}) for float32, float16 and bfloat16 tensors.
-template <typename Body>
-void by_dtype(const at::Tensor& t, Body body) {
-  switch (t.scalar_type()) {
-    case at::kFloat: body(float{}); break;
-    case at::kHalf: body(__half{}); break;
-    case at::kBFloat16: body(__nv_bfloat16{}); break;
-    default: TORCH_CHECK(false, "graph CUDA kernels take float32, float16 or bfloat16; got ", t.scalar_type());
-  }
-}
 
 // Calls body(index type{}) for int32 and int64 index tensors; both of a pair must have one type.
 template <typename Body>
@@ -40,17 +30,13 @@ void by_index(const at::Tensor& ptr, const at::Tensor& index, Body body) {
   }
 }
 
-void check_float32(const char* where, const char* name, const at::Tensor& t) {
-  TORCH_CHECK(t.scalar_type() == at::kFloat, where, ": `", name, "` must be float32; got ", t.scalar_type());
-}
-
 }  // namespace
 
 at::Tensor spmm(at::Tensor rowptr, at::Tensor col, at::Tensor x, std::optional<at::Tensor> weight,
                 at::Tensor out, int64_t heads, int64_t stream) {
   if (weight.has_value()) check_float32("spmm", "weight", *weight);
   const int64_t D = x.size(1);
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     by_index(rowptr, col, [&](auto index_zero) {
       using index_t = decltype(index_zero);
@@ -68,7 +54,7 @@ at::Tensor edge_dot(at::Tensor dst, at::Tensor col, at::Tensor a, at::Tensor b, 
                     int64_t stream) {
   check_float32("edge_dot", "out", out);
   const int64_t H = out.size(1);
-  by_dtype(a, [&](auto zero) {
+  by_storage_type(a, [&](auto zero) {
     using scalar_t = decltype(zero);
     by_index(dst, col, [&](auto index_zero) {
       using index_t = decltype(index_zero);
@@ -85,7 +71,7 @@ at::Tensor gat_forward(at::Tensor rowptr, at::Tensor col, at::Tensor h, at::Tens
                        at::Tensor a_dst, at::Tensor out, at::Tensor lse, double negative_slope,
                        int64_t stream) {
   check_float32("gat_forward", "lse", lse);
-  by_dtype(h, [&](auto zero) {
+  by_storage_type(h, [&](auto zero) {
     using scalar_t = decltype(zero);
     by_index(rowptr, col, [&](auto index_zero) {
       using index_t = decltype(index_zero);
@@ -108,7 +94,7 @@ at::Tensor gat_backward(at::Tensor rowptr, at::Tensor col, at::Tensor a_src, at:
   check_float32("gat_backward", "alpha", alpha);
   check_float32("gat_backward", "dz", dz);
   check_float32("gat_backward", "grad_dst", grad_dst);
-  by_dtype(a_src, [&](auto zero) {
+  by_storage_type(a_src, [&](auto zero) {
     using scalar_t = decltype(zero);
     by_index(rowptr, col, [&](auto index_zero) {
       using index_t = decltype(index_zero);

@@ -13,24 +13,14 @@
 #include "binding.h"
 #include "moe_kernels.h"
 
-using namespace course_binding;  // as_stream, data, mutable_data, check_launch
+using namespace course_binding;  // as_stream, data, mutable_data, by_storage_type, check_float32,
+                                 // check_launch
 
 namespace {
 
 template <typename scalar_t>
 const scalar_t* ptr_or_null(const std::optional<at::Tensor>& t) {
   return t.has_value() ? reinterpret_cast<const scalar_t*>(t->data_ptr()) : nullptr;
-}
-
-// Calls body<storage type>() for float32, float16 and bfloat16 tensors.
-template <typename Body>
-void by_dtype(const at::Tensor& t, Body body) {
-  switch (t.scalar_type()) {
-    case at::kFloat: body(float{}); break;
-    case at::kHalf: body(__half{}); break;
-    case at::kBFloat16: body(__nv_bfloat16{}); break;
-    default: TORCH_CHECK(false, "MoE CUDA kernels take float32, float16 or bfloat16; got ", t.scalar_type());
-  }
 }
 
 Epilogue epilogue_named(const std::string& name) {
@@ -66,7 +56,7 @@ at::Tensor dispatch_slot(at::Tensor expert_index, at::Tensor base, at::Tensor co
 
 at::Tensor scatter_rows(at::Tensor src, at::Tensor slot, std::optional<at::Tensor> weight,
                            at::Tensor out, int64_t stream) {
-  by_dtype(src, [&](auto zero) {
+  by_storage_type(src, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_scatter_rows<scalar_t>(reinterpret_cast<const scalar_t*>(src.data_ptr()),
                                   slot.data_ptr<int64_t>(), ptr_or_null<scalar_t>(weight),
@@ -79,7 +69,7 @@ at::Tensor scatter_rows(at::Tensor src, at::Tensor slot, std::optional<at::Tenso
 
 at::Tensor gather_rows(at::Tensor src, at::Tensor slot, std::optional<at::Tensor> weight,
                           at::Tensor out, int64_t stream) {
-  by_dtype(src, [&](auto zero) {
+  by_storage_type(src, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_gather_rows<scalar_t>(reinterpret_cast<const scalar_t*>(src.data_ptr()),
                                  slot.data_ptr<int64_t>(), ptr_or_null<scalar_t>(weight),
@@ -92,7 +82,7 @@ at::Tensor gather_rows(at::Tensor src, at::Tensor slot, std::optional<at::Tensor
 
 at::Tensor row_dot(at::Tensor a, at::Tensor src, at::Tensor slot, at::Tensor out,
                       int64_t stream) {
-  by_dtype(a, [&](auto zero) {
+  by_storage_type(a, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_row_dot<scalar_t>(reinterpret_cast<const scalar_t*>(a.data_ptr()),
                              reinterpret_cast<const scalar_t*>(src.data_ptr()),

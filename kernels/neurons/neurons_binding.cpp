@@ -16,27 +16,8 @@
 #include "binding.h"
 #include "neurons_kernels.h"
 
-using namespace course_binding;  // as_stream, data, mutable_data, check_launch
-
-namespace {
-
-// Calls body(storage type{}) for float32, float16 and bfloat16 tensors (the dtypes the registry declares).
-template <typename Body>
-void by_dtype(const at::Tensor& t, Body body) {
-  switch (t.scalar_type()) {
-    case at::kFloat: body(float{}); break;
-    case at::kHalf: body(__half{}); break;
-    case at::kBFloat16: body(__nv_bfloat16{}); break;
-    default:
-      TORCH_CHECK(false, "neurons CUDA kernels take float32, float16 or bfloat16; got ", t.scalar_type());
-  }
-}
-
-void check_float32(const char* where, const char* name, const at::Tensor& t) {
-  TORCH_CHECK(t.scalar_type() == at::kFloat, where, ": `", name, "` must be float32; got ", t.scalar_type());
-}
-
-}  // namespace
+using namespace course_binding;  // as_stream, data, mutable_data, by_storage_type, check_float32,
+                                 // check_launch
 
 // y [E] = P(x) / (1 + |S(x)|).
 at::Tensor rational_forward(at::Tensor x, at::Tensor numerator, at::Tensor denominator, at::Tensor y,
@@ -44,7 +25,7 @@ at::Tensor rational_forward(at::Tensor x, at::Tensor numerator, at::Tensor denom
   const int64_t m = numerator.numel() - 1, n = denominator.numel();
   TORCH_CHECK(m >= 0 && m < kMaxNumerator && n <= kMaxDenominator, "rational_forward: degrees (", m, ", ", n,
               ") past the kernel's (", kMaxNumerator - 1, ", ", kMaxDenominator, ")");
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_rational_forward<scalar_t>(data<scalar_t>(x), data<scalar_t>(numerator),
                                       data<scalar_t>(denominator), mutable_data<scalar_t>(y), x.numel(),
@@ -67,7 +48,7 @@ void rational_backward(at::Tensor x, at::Tensor numerator, at::Tensor denominato
   TORCH_CHECK(partial.dim() == 2 && partial.size(0) == rational_backward_blocks(E) &&
                   partial.size(1) == m + 1 + n,
               "rational_backward: `partial` must be [", rational_backward_blocks(E), ", ", m + 1 + n, "]");
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_rational_backward<scalar_t>(data<scalar_t>(x), data<scalar_t>(numerator),
                                        data<scalar_t>(denominator), data<scalar_t>(grad),
@@ -80,7 +61,7 @@ void rational_backward(at::Tensor x, at::Tensor numerator, at::Tensor denominato
 // y [B, O] of the KAN layer; coef [I, G + 3, O].
 at::Tensor kan_forward(at::Tensor x, at::Tensor base, at::Tensor coef, double grid_range, at::Tensor y,
                        int64_t stream) {
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_kan_forward<scalar_t>(data<scalar_t>(x), data<scalar_t>(base), data<scalar_t>(coef),
                                  mutable_data<scalar_t>(y), x.size(0), x.size(1), base.size(1),
@@ -94,7 +75,7 @@ at::Tensor kan_forward(at::Tensor x, at::Tensor base, at::Tensor coef, double gr
 void kan_backward(at::Tensor x, at::Tensor base, at::Tensor coef, double grid_range, at::Tensor grad,
                   at::Tensor grad_x, at::Tensor grad_base, at::Tensor grad_coef, int64_t stream) {
   const int64_t B = x.size(0), I = x.size(1), O = base.size(1), G = coef.size(1) - 3;
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_kan_backward_input<scalar_t>(data<scalar_t>(x), data<scalar_t>(base), data<scalar_t>(coef),
                                         data<scalar_t>(grad), mutable_data<scalar_t>(grad_x), B, I, O, G,
@@ -109,7 +90,7 @@ void kan_backward(at::Tensor x, at::Tensor base, at::Tensor coef, double grid_ra
 
 // y [B, O] = x (sum_i A_i (x) F_i), W never formed.
 at::Tensor phm_forward(at::Tensor x, at::Tensor A, at::Tensor F, at::Tensor y, int64_t stream) {
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_phm_forward<scalar_t>(data<scalar_t>(x), data<scalar_t>(A), data<scalar_t>(F),
                                  mutable_data<scalar_t>(y), x.size(0), A.size(0), F.size(1), F.size(2),
@@ -124,7 +105,7 @@ void phm_backward(at::Tensor x, at::Tensor A, at::Tensor F, at::Tensor grad, at:
                   at::Tensor grad_A, at::Tensor grad_F, at::Tensor grad_W, int64_t stream) {
   check_float32("phm_backward", "grad_W", grad_W);
   const int64_t B = x.size(0), n = A.size(0), In = F.size(1), On = F.size(2);
-  by_dtype(x, [&](auto zero) {
+  by_storage_type(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_phm_backward_input<scalar_t>(data<scalar_t>(grad), data<scalar_t>(A), data<scalar_t>(F),
                                         mutable_data<scalar_t>(grad_x), B, n, In, On, as_stream(stream));

@@ -36,7 +36,8 @@ void by_dtype(const at::Tensor& t, Body body) {
   }
 }
 
-void check_float32(const char* where, const char* name, const at::Tensor& t) {
+// float32, or empty (an optional output Python left out)
+void check_float32_or_empty(const char* where, const char* name, const at::Tensor& t) {
   TORCH_CHECK(t.numel() == 0 || t.scalar_type() == at::kFloat, where, ": `", name, "` must be float32; got ",
               t.scalar_type());
 }
@@ -45,7 +46,7 @@ void check_float32(const char* where, const char* name, const at::Tensor& t) {
 
 // h [B, T, D] of h_t = a_t h_{t-1} + x_t; `states` (float32 [B, T, D], or empty) keeps the float32 state.
 at::Tensor scan_forward(at::Tensor a, at::Tensor x, at::Tensor h, at::Tensor states, int64_t stream) {
-  check_float32("scan_forward", "states", states);
+  check_float32_or_empty("scan_forward", "states", states);
   by_dtype(x, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_scan_forward<scalar_t>(data<scalar_t>(a), data<scalar_t>(x), mutable_data<scalar_t>(h),
@@ -59,7 +60,7 @@ at::Tensor scan_forward(at::Tensor a, at::Tensor x, at::Tensor h, at::Tensor sta
 // da, dx [B, T, D] from dh and the forward's float32 states, by the reverse scan.
 void scan_backward(at::Tensor a, at::Tensor states, at::Tensor dh, at::Tensor da, at::Tensor dx,
                    int64_t stream) {
-  check_float32("scan_backward", "states", states);
+  check_float32_or_empty("scan_backward", "states", states);
   by_dtype(a, [&](auto zero) {
     using scalar_t = decltype(zero);
     launch_scan_backward<scalar_t>(data<scalar_t>(a), data<float>(states), data<scalar_t>(dh),
@@ -72,7 +73,7 @@ void scan_backward(at::Tensor a, at::Tensor states, at::Tensor dh, at::Tensor da
 // y [B, T, D] of the selective scan; D and checkpoints may be empty.
 at::Tensor selective_forward(at::Tensor u, at::Tensor delta, at::Tensor A, at::Tensor B, at::Tensor C,
                              at::Tensor D, at::Tensor y, at::Tensor checkpoints, int64_t stream) {
-  check_float32("selective_forward", "checkpoints", checkpoints);
+  check_float32_or_empty("selective_forward", "checkpoints", checkpoints);
   TORCH_CHECK(A.size(1) <= kMaxState, "selective_forward: the state size N must be at most ", kMaxState,
               "; got ", A.size(1));
   by_dtype(u, [&](auto zero) {
@@ -91,11 +92,11 @@ void selective_backward(at::Tensor u, at::Tensor delta, at::Tensor A, at::Tensor
                         at::Tensor D, at::Tensor checkpoints, at::Tensor dy, at::Tensor du,
                         at::Tensor ddelta, at::Tensor dA_part, at::Tensor dB_part, at::Tensor dC_part,
                         at::Tensor dD_part, int64_t stream) {
-  check_float32("selective_backward", "checkpoints", checkpoints);
-  check_float32("selective_backward", "dA_part", dA_part);
-  check_float32("selective_backward", "dB_part", dB_part);
-  check_float32("selective_backward", "dC_part", dC_part);
-  check_float32("selective_backward", "dD_part", dD_part);
+  check_float32_or_empty("selective_backward", "checkpoints", checkpoints);
+  check_float32_or_empty("selective_backward", "dA_part", dA_part);
+  check_float32_or_empty("selective_backward", "dB_part", dB_part);
+  check_float32_or_empty("selective_backward", "dC_part", dC_part);
+  check_float32_or_empty("selective_backward", "dD_part", dD_part);
   TORCH_CHECK(A.size(1) <= kMaxState, "selective_backward: the state size N must be at most ", kMaxState,
               "; got ", A.size(1));
   by_dtype(u, [&](auto zero) {
