@@ -346,13 +346,19 @@ def register(op: Op) -> Op:
     return op
 
 
+_LOADED = set()  # family packages whose ops module has been imported
+
+
 def _load_families():
-    """Import every family's ops module: `course/<family>/ops.py` registers its ops."""
+    """Import every family's ops module once: `course/<family>/ops.py` registers its ops (a training
+    loop calls ops thousands of times; each call looks its op up here)."""
     from course import families
 
     for family in families.discovered():
-        if family.has_ops:
-            importlib.import_module(f"course.{family.package}.ops")
+        if family.package not in _LOADED:
+            if family.has_ops:
+                importlib.import_module(f"course.{family.package}.ops")
+            _LOADED.add(family.package)
 
 
 def get(name: str) -> Op:

@@ -45,7 +45,8 @@ def check_gat_args(where: str, rowptr, col, h, a_src, a_dst, negative_slope):
 
 def edge_scores(rowptr, col, a_src, a_dst, negative_slope=0.2):
     """e_ij = LeakyReLU(a_dst[i] + a_src[j]) for every CSR position. -> [E, H]"""
-    return torch.nn.functional.leaky_relu(broadcast(a_dst, rowptr) + a_src[col.long()], negative_slope)
+    return torch.nn.functional.leaky_relu(broadcast(a_dst, rowptr) + a_src.index_select(0, col.long()),
+                                          negative_slope)
 
 
 def attention_weights(rowptr, col, a_src, a_dst, negative_slope=0.2):

@@ -189,8 +189,8 @@ def shortest_path_graphs(num_graphs: int, min_nodes: int = 8, max_nodes: int = 1
         on_path = torch.zeros(n, dtype=torch.long)
         on_path[path] = 1
         steps = set(zip(path[1:], path[:-1]))
-        edge_on = torch.tensor([(int(s), int(d)) in steps or (int(d), int(s)) in steps
-                                for s, d in edge_index.t()], dtype=torch.long)
+        edge_on = torch.tensor([(s, d) in steps or (d, s) in steps for s, d in edge_index.t().tolist()],
+                               dtype=torch.long)
         x = torch.zeros(n, 2)
         x[start, 0] = x[end, 1] = 1
         graphs.append(Graph(edge_index, n, x=x, edge_attr=weight[:, None], y=on_path))

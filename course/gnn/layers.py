@@ -10,7 +10,12 @@ base and the `gnn.spmm` / `gnn.gat_aggregate` ops.
 Existing self-loops are replaced by exactly one per node (so a loop is never counted twice);
 duplicate edges count as a weight of 2 in GCN (they are entries of a sparse sum) and are refused by
 GAT, whose softmax would weigh a duplicated neighbour twice without saying so.
+
+A training loop calls a layer hundreds of times on one graph, so the layers call the two ops' records
+(`course.gnn.ops`) without a registry lookup per call, and GAT builds its neighbourhoods once per graph
+(`attention_neighbourhoods`).
 """
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -18,8 +23,8 @@ from einops import rearrange
 from torch import nn
 
 from course.checks import check_int
-from course.gnn.graph import Graph, add_self_loops, check_simple
-from course.registry import get
+from course.gnn import ops
+from course.gnn.graph import Adjacency, Graph, add_self_loops, check_simple
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class Propagation:
 
     def __call__(self, x, backend: str = "auto"):
         """S @ x through the `gnn.spmm` op. x [N, D] -> [N, D]"""
-        return get("gnn.spmm")(self.rowptr, self.col, x, self.weight.to(x.dtype), backend=backend)
+        return ops.spmm(self.rowptr, self.col, x, self.weight.to(x.dtype), backend=backend)
 
 
 def gcn_norm(graph: Graph, self_loops: bool = True) -> Propagation:
@@ -68,6 +73,20 @@ class GCNConv(nn.Module):
         return out if self.bias is None else out + self.bias
 
 
+_NEIGHBOURHOODS = weakref.WeakKeyDictionary()  # Graph -> Adjacency, while the graph lives
+
+
+def attention_neighbourhoods(graph: Graph) -> Adjacency:
+    """N(i) of GAT's eq. (2), each node's neighbours and the node itself: the CSR of `graph` with one
+    self-loop per node, after refusing duplicate edges (`check_simple`). Built once per graph object and
+    kept while it lives: a Graph's edges never change (its cached `csr` assumes the same)."""
+    adj = _NEIGHBOURHOODS.get(graph)
+    if adj is None:
+        check_simple("gnn.GATConv", graph)
+        adj = _NEIGHBOURHOODS[graph] = add_self_loops(graph).csr
+    return adj
+
+
 class GATConv(nn.Module):
     """One GAT layer with `heads` heads of `out_features` each (Velickovic et al. 2018).
 
@@ -90,15 +109,12 @@ class GATConv(nn.Module):
 
     def forward(self, graph: Graph, x, keep_attention: bool = False, backend: str = "auto"):
         """`backend` of the `gnn.gat_aggregate` op ("auto" picks as the registry says)."""
-        check_simple("gnn.GATConv", graph)
-        g = add_self_loops(graph)  # eq. (2): the neighbourhood includes the node itself
-        adj = g.csr
+        adj = attention_neighbourhoods(graph)  # eq. (2): the neighbourhood includes the node itself
         h = rearrange(self.linear(x), "N (H C) -> N H C", H=self.heads)
         a_src = (h * self.att_src).sum(-1)  # [N, H]
         a_dst = (h * self.att_dst).sum(-1)
         h = nn.functional.dropout(h, self.dropout, self.training)
-        out = get("gnn.gat_aggregate")(adj.ptr, adj.index, h, a_src, a_dst, self.negative_slope,
-                                       backend=backend)
+        out = ops.gat_aggregate(adj.ptr, adj.index, h, a_src, a_dst, self.negative_slope, backend=backend)
         if keep_attention:
             from course.gnn.attention import attention_weights
 

@@ -80,6 +80,11 @@ def task_index(task: str) -> int:
     return TASKS.index(task)
 
 
+def leaf_features(graph: Graph) -> torch.Tensor:
+    """(key, value) of every leaf in CSR order, the order in which each centre aggregates. -> [E, 2]"""
+    return graph.x.index_select(0, graph.csr.index)
+
+
 def centre_segments(graph: Graph, centres: torch.Tensor) -> torch.Tensor:
     """ptr [S + 1] of the centres' segments in the CSR (the leaves receive nothing, so the centres'
     segments, in node order, tile the CSR)."""
@@ -99,10 +104,14 @@ class StarModel(nn.Module):
 
     def messages(self, graph: Graph):
         """phi of every leaf, in CSR order. -> [E, H]"""
-        return self.message(graph.x[graph.csr.index])
+        return self.message(leaf_features(graph))
 
     def forward(self, graph: Graph, centres: torch.Tensor):
-        return self.readout(self.aggregate(self.messages(graph), centre_segments(graph, centres)))
+        return self.predict(self.messages(graph), centre_segments(graph, centres))
+
+    def predict(self, messages, ptr):
+        """rho(AGG(messages)) at every centre: messages [E, H] in CSR order, ptr [S + 1] -> [S, outputs]"""
+        return self.readout(self.aggregate(messages, ptr))
 
 
 def train_sizes(count: int, seed: int) -> list:
@@ -118,14 +127,16 @@ def train_star_model(aggregator: str, data, task: str, steps: int = 250, lr: flo
     y = y[:, task_index(task)]  # [S]
     with seeded(seed):
         model = StarModel(aggregator, hidden, outputs=1)
+    leaves, ptr, spread = leaf_features(graph), centre_segments(graph, centres), y.var(correction=0)
 
-    def loss():
-        value = (model(graph, centres)[:, 0] - y).pow(2).mean() / y.var(correction=0)
-        if aggregator == "lcm" and monoid_weight:
-            value = value + monoid_weight * model.aggregate.monoid_penalty(model.messages(graph)[:64])
+    def loss():  # what does not change between steps (leaves, segments, Var) is computed above, once
+        value = (model.predict(model.message(leaves), ptr)[:, 0] - y).pow(2).mean() / spread
+        if aggregator == "lcm" and monoid_weight:  # the penalty's samples: the first 64 leaves' messages
+            value = value + monoid_weight * model.aggregate.monoid_penalty(model.message(leaves[:64]))
         return value
 
-    fit(model.parameters(), loss, steps, lr, seed=seed, desc=f"{aggregator} on {task}")
+    # foreach: Adam updates every parameter in one call a step (the same arithmetic as one by one)
+    fit(model.parameters(), loss, steps, lr, seed=seed, desc=f"{aggregator} on {task}", foreach=True)
     return model
 
 

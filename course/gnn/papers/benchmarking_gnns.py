@@ -199,7 +199,9 @@ def train(kind: str, graph: Graph, pe, seed: int) -> NodeClassifier:
         x = graph.x if pe is None else torch.cat([graph.x, random_sign_flips(pe, graph, flips)], 1)
         return F.cross_entropy(model(graph, x, s), graph.y, weight=weight)
 
-    fit(model.parameters(), loss, STEPS, LR, seed=seed, desc=f"{kind}{'' if pe is None else ' + LapPE'}")
+    # foreach: Adam updates every parameter in one call a step (the same arithmetic as one by one)
+    fit(model.parameters(), loss, STEPS, LR, seed=seed, desc=f"{kind}{'' if pe is None else ' + LapPE'}",
+        foreach=True)
     return model.eval()
 
 

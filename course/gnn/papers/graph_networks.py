@@ -57,12 +57,14 @@ class GNBlock(nn.Module):
         self.phi_u = mlp(2 * HIDDEN + d_global, HIDDEN)
 
     def forward(self, graph: Graph, e, v, u):
-        node_graph = graph.node_graph
-        edge_graph = node_graph[graph.destination]
-        e_new = self.phi_e(torch.cat([e, v[graph.destination], v[graph.source], u[edge_graph]], dim=1))
+        # index_select: the rows of v[index], with a backward (index_add) twice as fast as indexing's
+        receiver, sender, node_graph = graph.destination, graph.source, graph.node_graph
+        edge_graph = node_graph.index_select(0, receiver)
+        e_new = self.phi_e(torch.cat([e, v.index_select(0, receiver), v.index_select(0, sender),
+                                      u.index_select(0, edge_graph)], dim=1))
         adj = graph.csr
-        e_bar = segment_sum(e_new[adj.perm], adj.ptr)  # [N, H] sum over each receiver's edges
-        v_new = self.phi_v(torch.cat([e_bar, v, u[node_graph]], dim=1))
+        e_bar = segment_sum(e_new.index_select(0, adj.perm), adj.ptr)  # [N, H] sum over each receiver's edges
+        v_new = self.phi_v(torch.cat([e_bar, v, u.index_select(0, node_graph)], dim=1))
         u_new = self.phi_u(torch.cat([per_graph_sum(e_new, edge_graph, graph.num_graphs),
                                       per_graph_sum(v_new, node_graph, graph.num_graphs), u], dim=1))
         return e_new, v_new, u_new
@@ -97,18 +99,26 @@ def balanced_accuracy(logits, labels) -> float:
     return 0.5 * ((guess[on]).float().mean().item() + (~guess[off]).float().mean().item())
 
 
+@functools.lru_cache(maxsize=4)
+def training_graphs(seed: int, num_graphs: int = 64):
+    """`num_graphs` graphs of 8-16 nodes and their path labels, generated once for both models."""
+    return shortest_path_graphs(num_graphs, 8, 16, seed=seed)
+
+
 def train(message_passing: bool, seed: int = 0, num_graphs: int = 64):
-    graph, edge_on = shortest_path_graphs(num_graphs, 8, 16, seed=seed)
+    graph, edge_on = training_graphs(seed, num_graphs)
     with seeded(seed):
         model = EncodeProcessDecode(message_passing)
     weight = (graph.y == 0).sum() / (graph.y == 1).sum().clamp(min=1)  # balance the two labels
+    node_target, edge_target = graph.y.float(), edge_on.float()
 
     def loss():
         node, edge = model(graph)
-        return (F.binary_cross_entropy_with_logits(node, graph.y.float(), pos_weight=weight)
-                + F.binary_cross_entropy_with_logits(edge, edge_on.float(), pos_weight=2 * weight))
+        return (F.binary_cross_entropy_with_logits(node, node_target, pos_weight=weight)
+                + F.binary_cross_entropy_with_logits(edge, edge_target, pos_weight=2 * weight))
 
-    fit(model.parameters(), loss, TRAIN_STEPS, LR, seed=seed, desc="graph network")
+    # foreach: Adam updates every parameter in one call a step (the same arithmetic as one by one)
+    fit(model.parameters(), loss, TRAIN_STEPS, LR, seed=seed, desc="graph network", foreach=True)
     return model
 
 
