@@ -5,14 +5,14 @@
 
 Steps, each with its log in OUT and its result in OUT/gpu-run.json:
   install    pip install -e . with --no-deps --no-index: the machine's torch and Triton stay as they are
-  build      compile the CUDA extensions (MoE, GNN, diffusion, the shared streaming kernels) once
-             (later steps reuse torch's cache)
+  build      compile every family's CUDA extension once, side by side (later steps reuse torch's cache)
   harness    the one harness on compiled Triton and CUDA: every case, at full and beyond-int32 sizes,
              in every dtype each backend declares (fp32, fp16, bf16, fp64); and auto's choices
+             (pytest-xdist's workers share the GPU: Triton's compilations are the CPU's work)
   memcheck   compute-sanitizer --tool memcheck on the CUDA backends' small cases
   racecheck  compute-sanitizer --tool racecheck on the same
   bench      course bench --device cuda: records in OUT/benchmarks/results/<device>.json
-The whole run is held to BUDGET_S; a step gets what is left of it. The GPU test selection needs
+The whole run is held to BUDGET_S (GPU_RUN_BUDGET_S overrides it); a step gets what is left of it. The GPU test selection needs
 pytest and torch only: no JupyterLab, plotly or ipywidgets (the dry run checks that on the CPU).
 """
 import json
@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET_S = 8 * 60
+BUDGET_S = int(os.environ.get("GPU_RUN_BUDGET_S", 8 * 60))
 NOT_ON_THE_GPU_MACHINE = ("jupyterlab", "plotly", "ipywidgets", "anywidget", "nbval", "nbclient",
                           "playwright")
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
@@ -36,12 +36,22 @@ KERNELS = "triton or cuda or auto"  # the compiled backends, and what auto picks
 SMALL_CUDA = ("cuda and not 16384 and not beyond and not 10M and not 65536 and not 4096 "
               "and (float32 or bfloat16)")
 # What the GPU steps import besides the tests: the kernels, the benchmark runner, the command line.
+# Every module that compiles a CUDA extension, built side by side in the build step.
+EXTENSIONS = ("course.kernels.moe.cuda_moe", "course.kernels.gnn.cuda_gnn",
+              "course.kernels.diffusion.cuda_diffusion", "course.kernels.cuda_streaming",
+              "course.kernels.landscape.cuda_landscape", "course.kernels.ssm.cuda_ssm",
+              "course.kernels.neurons.cuda_neurons")
+BUILD = ("import importlib, subprocess, sys\n"
+         f"modules = {EXTENSIONS!r}\n"
+         "jobs = [subprocess.Popen([sys.executable, '-c', f'import {m} as m; m.extension()']) for m in modules]\n"
+         "sys.exit(max(job.wait() for job in jobs))\n")
+# What the GPU steps import besides the tests: the kernels, the benchmark runner, the command line.
 DRY_IMPORTS = ("import course, course.bench, course.cli, course.doctor\n"
-               "from course.kernels.moe import triton_moe, triton_experts, cuda_moe\n"
-               "from course.kernels.gnn import triton_gnn, cuda_gnn\n"
-               "from course.kernels.diffusion import triton_diffusion, cuda_diffusion\n"
-               "from course.kernels import cuda_streaming\n"
+               "from course.kernels.moe import triton_moe, triton_experts\n"
+               "from course.kernels.gnn import triton_gnn\n"
+               "from course.kernels.diffusion import triton_diffusion\n"
                "from course.kernels.hopfield import cuda_hopfield\n"
+               + "".join(f"import {m}\n" for m in EXTENSIONS) +
                "assert course.cli.main(['bench', '--help']) == 0\n")
 
 
@@ -61,16 +71,13 @@ def plan(out: Path) -> list[Step]:
     return [
         Step("install", [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
                          "--no-build-isolation", "-q", "-e", "."], 120),
-        Step("build", [sys.executable, "-c", "from course.kernels.moe import cuda_moe; cuda_moe.extension(); "
-                       "from course.kernels.gnn import cuda_gnn; cuda_gnn.extension(); "
-                       "from course.kernels.diffusion import cuda_diffusion; "
-                       "cuda_diffusion.extension(); "
-                       "from course.kernels import cuda_streaming; cuda_streaming.extension()"], 300),
-        Step("harness", [*PYTEST, *GPU_TESTS, "-k", KERNELS, f"--junitxml={out / 'harness.xml'}"], 300),
-        Step("memcheck", [sanitizer, "--tool", "memcheck", "--error-exitcode", "99", *small], 150),
-        Step("racecheck", [sanitizer, "--tool", "racecheck", "--error-exitcode", "99", *small], 150),
-        Step("bench", [sys.executable, "-m", "course.cli", "bench", "--device", "cuda", "--out", str(out)],
+        Step("build", [sys.executable, "-c", BUILD], 240, {"MAX_JOBS": "4"}),
+        Step("harness", [*PYTEST, "-n", "8", *GPU_TESTS, "-k", KERNELS, f"--junitxml={out / 'harness.xml'}"],
              180),
+        Step("bench", [sys.executable, "-m", "course.cli", "bench", "--device", "cuda", "--out", str(out)],
+             120),
+        Step("memcheck", [sanitizer, "--tool", "memcheck", "--error-exitcode", "99", *small], 60),
+        Step("racecheck", [sanitizer, "--tool", "racecheck", "--error-exitcode", "99", *small], 60),
     ]
 
 

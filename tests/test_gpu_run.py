@@ -18,10 +18,14 @@ def test_dry_run_plans_every_step_and_the_gpu_tests_import_without_the_notebook_
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads((tmp_path / "gpu-run.json").read_text())
     steps = {s["name"]: s for s in summary["steps"]}
-    assert list(steps) == ["collect", "imports", "install", "build", "harness", "memcheck", "racecheck",
-                           "bench"]
+    assert list(steps) == ["collect", "imports", "install", "build", "harness", "bench", "memcheck",
+                           "racecheck"]
     assert steps["collect"]["rc"] == 0 and steps["imports"]["rc"] == 0
     assert "--no-deps" in steps["install"]["command"] and "--no-index" in steps["install"]["command"]
+    built = steps["build"]["command"][-1]
+    for family in ("moe", "gnn", "diffusion", "landscape", "ssm", "neurons"):  # hopfield: cuda_streaming
+        assert f"course.kernels.{family}.cuda_{family}" in built, family
+    assert "course.kernels.cuda_streaming" in built
     assert steps["memcheck"]["command"][:3][1:] == ["--tool", "memcheck"]
     assert steps["racecheck"]["command"][:3][1:] == ["--tool", "racecheck"]
     assert steps["bench"]["command"][-4:] == ["--device", "cuda", "--out", str(tmp_path)]
