@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from course import outputs
+from course.kernels.build import cuda_extension
 from course.streaming import MAX_SPARSE_ROWS, SOFTMAX, SPARSEMAX, WEIGHTINGS
 
 HERE = Path(__file__).parent
@@ -30,11 +31,7 @@ SOURCES = ("streaming_binding.cpp", "streaming_softmax.cu")
 @functools.cache
 def extension():
     """Compile (once, cached by PyTorch) and load the extension."""
-    from torch.utils.cpp_extension import load
-
-    return load(name="course_streaming_cuda", sources=[str(HERE / s) for s in SOURCES],
-                extra_include_paths=[str(HERE)], extra_cflags=["-O3", "-std=c++20"],
-                extra_cuda_cflags=["-O3"])
+    return cuda_extension("course_streaming_cuda", HERE, SOURCES)
 
 
 def _stream() -> int:

@@ -80,7 +80,12 @@ CU_SOURCES = sorted((ROOT / "kernels").rglob("*.cu"))
 def test_cuda_source_compiles_with_nvcc(source, tmp_path):
     if shutil.which("nvcc") is None:
         pytest.skip("nvcc not found: the CUDA sources cannot be compiled on this machine")
-    done = subprocess.run(["nvcc", "-arch=sm_90", "-ptx", str(source), "-o", str(tmp_path / "k.ptx")],
+    from torch.utils.cpp_extension import COMMON_NVCC_FLAGS  # what load() gives nvcc before our flags
+
+    from course.kernels.build import CUDA_FLAGS
+
+    done = subprocess.run(["nvcc", "-arch=sm_90", "-ptx", *COMMON_NVCC_FLAGS, *CUDA_FLAGS, f"-I{ROOT / 'kernels'}",
+                           str(source), "-o", str(tmp_path / "k.ptx")],
                           capture_output=True, text=True, cwd=source.parent)
     assert done.returncode == 0, done.stderr
     assert ".entry" in (tmp_path / "k.ptx").read_text()  # at least one kernel was emitted

@@ -18,6 +18,7 @@ import torch
 from course import outputs
 from course.diffusion.edm import SIGMA_DATA
 from course.kernels import cuda_streaming
+from course.kernels.build import cuda_extension
 from course.kernels.diffusion.host import edm_output_with, heun_step_with, ideal_denoiser_with
 from course.streaming import SOFTMAX
 
@@ -32,11 +33,7 @@ IDEAL_NORM_WEIGHT = 0.5  # -|x - y|^2 / 2 sigma^2 = (x . y - |y|^2 / 2) / sigma^
 @functools.cache
 def extension():
     """Compile (once, cached by PyTorch) and load the extension."""
-    from torch.utils.cpp_extension import load
-
-    return load(name="course_diffusion_cuda", sources=[str(HERE / s) for s in SOURCES],
-                extra_include_paths=[str(HERE), str(HERE.parent)], extra_cflags=["-O3", "-std=c++20"],
-                extra_cuda_cflags=["-O3"])
+    return cuda_extension("course_diffusion_cuda", HERE, SOURCES)
 
 
 def _stream() -> int:

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import torch
 
 from course import outputs
+from course.kernels.build import cuda_extension
 from course.kernels.gnn.host import gat_aggregate_with, spmm_with
 
 HERE = Path(__file__).parent
@@ -23,11 +24,7 @@ SOURCES = ("gnn_binding.cpp", "gnn_spmm.cu", "gnn_attention.cu")
 @functools.cache
 def extension():
     """Compile (once, cached by PyTorch) and load the extension."""
-    from torch.utils.cpp_extension import load
-
-    return load(name="course_gnn_cuda", sources=[str(HERE / s) for s in SOURCES],
-                extra_include_paths=[str(HERE), str(HERE.parent)], extra_cflags=["-O3", "-std=c++20"],
-                extra_cuda_cflags=["-O3"])
+    return cuda_extension("course_gnn_cuda", HERE, SOURCES)
 
 
 def _stream() -> int:

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import torch
 
 from course import outputs
+from course.kernels.build import cuda_extension
 from course.kernels.launch import check_backend, on_device
 from course.kernels.landscape.host import check_grid_kernel_inputs
 from course.landscape.grid import check_grid_loss_args
@@ -31,11 +32,7 @@ MAX_WIDTH = 65535 * 16  # its z: 16 outputs a block
 @functools.cache
 def extension():
     """Compile (once, cached by PyTorch) and load the extension."""
-    from torch.utils.cpp_extension import load
-
-    return load(name="course_landscape_cuda", sources=[str(HERE / s) for s in SOURCES],
-                extra_include_paths=[str(HERE), str(HERE.parent)], extra_cflags=["-O3", "-std=c++20"],
-                extra_cuda_cflags=["-O3"])
+    return cuda_extension("course_landscape_cuda", HERE, SOURCES)
 
 
 def _stream() -> int:

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import torch
 
 from course import outputs
+from course.kernels.build import cuda_extension
 from course.kernels.moe.host import combine_with, dispatch_with, expert_mlp_with, scan_chunk_histogram
 from course.moe.dispatch import Dispatched
 from course.moe.experts import ExpertTiles
@@ -26,11 +27,7 @@ GEMM_TILE = 32  # kGemmTile in moe_kernels.h: rows per tile of the grouped GEMM
 @functools.cache
 def extension():
     """Compile (once, cached by PyTorch) and load the extension."""
-    from torch.utils.cpp_extension import load
-
-    return load(name="course_moe_cuda", sources=[str(HERE / s) for s in SOURCES],
-                extra_include_paths=[str(HERE), str(HERE.parent)], extra_cflags=["-O3", "-std=c++20"],
-                extra_cuda_cflags=["-O3"])
+    return cuda_extension("course_moe_cuda", HERE, SOURCES)
 
 
 def _stream() -> int:

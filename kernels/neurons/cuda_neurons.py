@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import torch
 
 from course import outputs
+from course.kernels.build import cuda_extension
 from course.kernels.neurons.host import kan_linear_with, phm_linear_with, rational_with
 from course.neurons.kan import check_kan_linear_args
 from course.neurons.phm import check_phm_args
@@ -37,11 +38,7 @@ MAX_GRID_Y = 65535  # the launch grid's y holds the output tiles (and the KAN co
 @functools.cache
 def extension():
     """Compile (once, cached by PyTorch) and load the extension."""
-    from torch.utils.cpp_extension import load
-
-    return load(name="course_neurons_cuda", sources=[str(HERE / s) for s in SOURCES],
-                extra_include_paths=[str(HERE), str(HERE.parent)], extra_cflags=["-O3", "-std=c++20"],
-                extra_cuda_cflags=["-O3"])
+    return cuda_extension("course_neurons_cuda", HERE, SOURCES)
 
 
 def _stream() -> int:

@@ -18,6 +18,7 @@ import torch
 
 from course import outputs
 from course.checks import check_same_device
+from course.kernels.build import cuda_extension
 from course.kernels.launch import check_backend, on_device
 from course.ssm.scan import check_scan_args
 from course.ssm.selective import check_selective_scan_args
@@ -34,11 +35,7 @@ MAX_BATCH = 65535  # the selective kernels put the batch on the launch grid's y
 @functools.cache
 def extension():
     """Compile (once, cached by PyTorch) and load the extension."""
-    from torch.utils.cpp_extension import load
-
-    return load(name="course_ssm_cuda", sources=[str(HERE / s) for s in SOURCES],
-                extra_include_paths=[str(HERE), str(HERE.parent)], extra_cflags=["-O3", "-std=c++20"],
-                extra_cuda_cflags=["-O3"])
+    return cuda_extension("course_ssm_cuda", HERE, SOURCES)
 
 
 def _stream() -> int:
