@@ -141,8 +141,11 @@ def check_heun_step_args(where, x, denoised, denoised_next, noise, sigma, sigma_
         if t.shape[0] != x.shape[0]:
             raise ValueError(f"{where}: `{name}` must have one level per row, [N] = ({x.shape[0]},); got "
                              f"{tuple(t.shape)}.")
-    if x.shape[0] and not ((sigma > 0).all() and (sigma_next >= 0).all()
-                           and (sigma_next_hat >= sigma_next).all() and (sigma_next < sigma).all()):
+    bad = ~((sigma > 0) & (sigma_next >= 0) & (sigma_next_hat >= sigma_next) & (sigma_next < sigma))
+    if bad.any():
+        i = int(bad.nonzero()[0])
         raise ValueError(f"{where}: the levels must satisfy 0 <= sigma_next < sigma and sigma_next <= "
-                         "sigma_next_hat (a step goes down in noise, churn only up); got sigma from "
-                         f"{sigma.min().item():g}, sigma_next up to {sigma_next.max().item():g}.")
+                         f"sigma_next_hat in every row (a step goes down in noise, churn only up); row {i} "
+                         f"of {bad.shape[0]} has sigma {sigma[i].item():g}, sigma_next "
+                         f"{sigma_next[i].item():g}, sigma_next_hat {sigma_next_hat[i].item():g} "
+                         f"({int(bad.sum())} rows fail).")

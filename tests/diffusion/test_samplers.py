@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from course.diffusion import edm, mixtures, ode, samplers
+from course.diffusion.ops import heun_step as heun_step_op
 from course.diffusion.papers.edm import counted
 
 
@@ -93,3 +94,22 @@ def test_bad_schedules_and_denoisers_are_refused_by_name():
     with pytest.raises(ValueError, match="a step goes down in noise"):
         samplers.heun_step(*(torch.zeros(2, 2),) * 4, torch.ones(2), torch.full((2,), 2.0),
                            torch.full((2,), 2.0))
+
+
+@pytest.mark.parametrize("case", [*heun_step_op.test_cases, *heun_step_op.bench_cases], ids=lambda c: c.name)
+def test_the_heun_steps_made_inputs_stay_valid_in_every_dtype_their_case_runs(case):
+    """Rounding the levels to bfloat16 must not lift sigma_next to sigma (the H200's benchmark of
+    'N=4096 D=3072' tripped on eight such rows before the inputs kept sigma_next <= 0.95 sigma)."""
+    made = heun_step_op.make_inputs(case.params, torch.Generator().manual_seed(0))
+    levels = {k: made[k] for k in ("sigma", "sigma_next", "sigma_next_hat")}
+    rows = made["x"][:, :1]  # the checks read the levels' order and the shapes, not the state
+    for dtype in case.dtypes or (torch.float32,):
+        cast = {k: v.to(dtype) for k, v in levels.items()}
+        samplers.check_heun_step_args("heun", *(rows.to(dtype),) * 4, **cast)
+
+
+def test_a_level_out_of_order_is_named_by_its_row():
+    x, levels = torch.zeros(3, 2), torch.tensor([1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"row 1 of 3 has sigma 1, sigma_next 1\.5"):
+        samplers.check_heun_step_args("heun", x, x, x, x, levels, torch.tensor([0.5, 1.5, 0.0]),
+                                      torch.tensor([0.5, 1.5, 0.0]))
