@@ -10,7 +10,8 @@ loop, written once:
 - one intra-op thread by default: on tensors this small a second thread only adds fork/join waits;
 - a progress bar (tqdm.auto) in notebooks, shown only for loops that last longer than two seconds,
   and never while notebooks are executed to be tested or committed (COURSE_PROGRESS=0);
-- an early stop once the loss reaches `target`.
+- an early stop once the loss reaches `target`;
+- Adam (and `DecayingAdam`) update every parameter in one foreach call a step.
 """
 import math
 import os
@@ -74,8 +75,8 @@ class DecayingAdam(torch.optim.Adam):
     """Adam whose learning rate falls linearly from lr to 0 over `total` steps (pass it to `fit` as
     `optimizer=DecayingAdam, total=steps`): a short toy training ends at a minimum, not bouncing."""
 
-    def __init__(self, params, lr: float, total: int):
-        super().__init__(params, lr=lr)
+    def __init__(self, params, lr: float, total: int, **adam_options):
+        super().__init__(params, lr=lr, **adam_options)
         self.base_lr, self.total, self.done = lr, total, 0
 
     def step(self, closure=None):
@@ -110,6 +111,10 @@ def fit(params: Iterable[torch.Tensor], loss: Callable[[], torch.Tensor], steps:
                          f"{sum(getattr(p, 'requires_grad', False) for p in params)} require grad.")
     from tqdm.auto import tqdm
 
+    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Adam):
+        # one update over every parameter a step (torch's foreach Adam, the same arithmetic as its
+        # per-tensor loop): on toy tensors the per-tensor calls cost more than the arithmetic
+        optimizer_options.setdefault("foreach", True)
     opt = optimizer(params, lr=lr, **optimizer_options)
     result = Fit()
     start = time.perf_counter()

@@ -126,14 +126,13 @@ def assignment_of_rows(slot, num_rows: int):
     slot [T, k] (-1 where dropped) -> token [S], choice [S] with slot[token[s], choice[s]] = s.
     """
     T, k = slot.shape
-    kept = slot >= 0
-    token = torch.arange(T, device=slot.device).unsqueeze(1).expand(T, k)
-    choice = torch.arange(k, device=slot.device).expand(T, k)
-    rows = slot[kept].long()
-    token_of_row = torch.empty(num_rows, dtype=torch.long, device=slot.device)
-    choice_of_row = torch.empty(num_rows, dtype=torch.long, device=slot.device)
-    token_of_row[rows], choice_of_row[rows] = token[kept], choice[kept]
-    return token_of_row, choice_of_row
+    assignment = torch.arange(T * k, device=slot.device)  # t k + j, row-major over slot
+    # a dropped assignment (-1) writes into one spare row past the end, cut off below: no boolean
+    # mask, so no count of the kept entries to wait for
+    rows = torch.where(slot >= 0, slot, num_rows).reshape(-1).long()
+    holder = torch.empty(num_rows + 1, dtype=torch.long, device=slot.device).index_put_((rows,), assignment)
+    holder = holder[:num_rows]
+    return holder // k, holder % k
 
 
 def dispatch(x, expert_index, num_experts: int, capacity: int | None = None) -> Dispatched:

@@ -134,9 +134,7 @@ def train_star_model(aggregator: str, data, task: str, steps: int = 250, lr: flo
         if aggregator == "lcm" and monoid_weight:  # the penalty's samples: the first 64 leaves' messages
             value = value + monoid_weight * model.aggregate.monoid_penalty(model.message(leaves[:64]))
         return value
-
-    # foreach: Adam updates every parameter in one call a step (the same arithmetic as one by one)
-    fit(model.parameters(), loss, steps, lr, seed=seed, desc=f"{aggregator} on {task}", foreach=True)
+    fit(model.parameters(), loss, steps, lr, seed=seed, desc=f"{aggregator} on {task}")
     return model
 
 

@@ -198,10 +198,7 @@ def train(kind: str, graph: Graph, pe, seed: int) -> NodeClassifier:
     def loss():
         x = graph.x if pe is None else torch.cat([graph.x, random_sign_flips(pe, graph, flips)], 1)
         return F.cross_entropy(model(graph, x, s), graph.y, weight=weight)
-
-    # foreach: Adam updates every parameter in one call a step (the same arithmetic as one by one)
-    fit(model.parameters(), loss, STEPS, LR, seed=seed, desc=f"{kind}{'' if pe is None else ' + LapPE'}",
-        foreach=True)
+    fit(model.parameters(), loss, STEPS, LR, seed=seed, desc=f"{kind}{'' if pe is None else ' + LapPE'}")
     return model.eval()
 
 

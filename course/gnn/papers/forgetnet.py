@@ -167,9 +167,8 @@ def train_reasoner(mode: str, graph: Graph, states, steps: int = 250, lr: float 
                    hidden: int = 16, seed: int = 0) -> Reasoner:
     with seeded(seed):
         model = Reasoner(mode, hidden=hidden)
-    # foreach: Adam updates every parameter in one call a step (the same arithmetic as one by one)
     fit(model.parameters(), lambda: reasoner_loss(model, graph, states), steps, lr, seed=seed,
-        desc=f"Bellman-Ford reasoner ({mode})", foreach=True)
+        desc=f"Bellman-Ford reasoner ({mode})")
     return model
 
 

@@ -89,10 +89,9 @@ def train(graph: Graph, train_mask, uniform: bool, seed: int = 0) -> TwoLayerGAT
     with seeded(seed):
         model = TwoLayerGAT(graph.x.shape[1], 2, uniform=uniform)
     labels = graph.y[train_mask]
-    # foreach: Adam updates every parameter in one call a step (the same arithmetic as one by one)
     fit([p for p in model.parameters() if p.requires_grad],
         lambda: F.cross_entropy(model(graph, graph.x)[train_mask], labels),
-        STEPS, LR, seed=seed, weight_decay=5e-4, desc="uniform" if uniform else "GAT", foreach=True)
+        STEPS, LR, seed=seed, weight_decay=5e-4, desc="uniform" if uniform else "GAT")
     return model
 
 

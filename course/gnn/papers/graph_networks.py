@@ -116,9 +116,7 @@ def train(message_passing: bool, seed: int = 0, num_graphs: int = 64):
         node, edge = model(graph)
         return (F.binary_cross_entropy_with_logits(node, node_target, pos_weight=weight)
                 + F.binary_cross_entropy_with_logits(edge, edge_target, pos_weight=2 * weight))
-
-    # foreach: Adam updates every parameter in one call a step (the same arithmetic as one by one)
-    fit(model.parameters(), loss, TRAIN_STEPS, LR, seed=seed, desc="graph network", foreach=True)
+    fit(model.parameters(), loss, TRAIN_STEPS, LR, seed=seed, desc="graph network")
     return model
 
 

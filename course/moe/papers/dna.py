@@ -168,9 +168,7 @@ def train_dna(steps: int = 300, batch: int = 32, length: int = 12, d: int = 32, 
         tokens, targets = sequence_task(batch, length, g, zipf)
         logits, _, balance = model(tokens)
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten()) + balance_weight * balance
-
-    # foreach: one update over all parameters at once; per-tensor updates dominate at this size
-    return model, fit(model.parameters(), loss, steps, lr, seed=seed, desc="DNA", foreach=True)
+    return model, fit(model.parameters(), loss, steps, lr, seed=seed, desc="DNA")
 
 
 @torch.no_grad()

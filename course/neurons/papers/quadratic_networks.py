@@ -99,8 +99,8 @@ class GroupDecayingAdam(torch.optim.Adam):
     """`course.train.DecayingAdam` for several parameter groups: each group's own learning rate falls
     linearly to 0 over `total` steps."""
 
-    def __init__(self, params, lr: float, total: int):
-        super().__init__(params, lr=lr, foreach=True)  # one fused update per step: toy tensors are tiny
+    def __init__(self, params, lr: float, total: int, **adam_options):
+        super().__init__(params, lr=lr, **adam_options)  # `fit` asks for the foreach update
         self.base_lrs, self.total, self.done = [g["lr"] for g in self.param_groups], total, 0
 
     def step(self, closure=None):
