@@ -66,11 +66,20 @@ class Impl:
 
 
 def module_installed(name: str) -> bool:
-    """Whether a top-level module can be imported here, found without importing it."""
+    """Whether a top-level module can be imported here, found without importing it (a module found
+    once is remembered: availability is asked at every op call; one installed later is found then)."""
+    if name in _FOUND:
+        return True
     try:
-        return importlib.util.find_spec(name) is not None
+        found = importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):  # hidden, or a module object without a spec
         return False
+    if found:
+        _FOUND.add(name)
+    return found
+
+
+_FOUND: set[str] = set()
 
 
 def triton_installed() -> bool:
