@@ -24,7 +24,11 @@ EMULATOR_HEADER = HERE / "emulator.h"
 FAKE_CUDA_INCLUDE = HERE / "include"
 SELFTEST = HERE / "selftest.cu"
 KERNELS = HERE.parents[1] / "kernels"  # kernels/binding.h, which every binding includes
-EMULATOR_FLAGS = ["-std=c++20", "-pthread", "-include", str(EMULATOR_HEADER)]
+# -mfma -ffp-contract=fast (with -fexpensive-optimizations, which runs the contraction at -O1): g++
+# fuses a * b + c into one fma as nvcc does by default (--fmad=true), so a kernel whose result depends on
+# that rounding fails here as it fails on a GPU (the H200 run found heun_step's zero churn that way)
+EMULATOR_FLAGS = ["-std=c++20", "-pthread", "-mfma", "-ffp-contract=fast", "-fexpensive-optimizations",
+                  "-include", str(EMULATOR_HEADER)]
 
 LAUNCH = re.compile(
     r"(?P<kernel>(?:\w+::)*\w+(?:<[^<>;]*>)?)\s*"  # a kernel, maybe a template instance
