@@ -87,16 +87,16 @@ TEST_CASES = (
     Case("N=50 E=300 D=8", dict(N=50, E=300, D=8)),
     Case("unweighted", dict(N=40, E=200, D=5, weighted=False)),
     Case("D=1", dict(N=31, E=90, D=1)),
-    Case("D=160", dict(N=30, E=150, D=160)),  # wider than one block of columns
-    Case("isolated nodes", dict(N=20, E=40, D=8, isolated=7)),
+    Case("D=160", dict(N=30, E=150, D=160, heavy=True)),  # wider than one block of columns
+    Case("isolated nodes", dict(N=20, E=40, D=8, isolated=7, heavy=True)),
     Case("zero edges", dict(N=12, E=0, D=4)),
     Case("empty graph", dict(N=0, E=0, D=4)),
     Case("one node", dict(N=1, E=3, D=4)),
-    Case("rectangular S=70 N=25", dict(N=25, E=200, D=6, sources=70)),
+    Case("rectangular S=70 N=25", dict(N=25, E=200, D=6, sources=70, heavy=True)),
     Case("hub of degree 10^4", dict(N=64, E=200, D=8, sources=12_000, star=10_000, heavy=True)),
     Case("power-law N=500 E=5000", dict(N=500, E=5_000, D=16, hub=1000, heavy=True)),  # mixed degrees
-    Case("int32 indices", dict(N=40, E=250, D=8, index_dtype=torch.int32)),
-    Case("strided inputs", dict(N=40, E=250, D=12, strided=True)),
+    Case("int32 indices", dict(N=40, E=250, D=8, index_dtype=torch.int32, heavy=True)),
+    Case("strided inputs", dict(N=40, E=250, D=12, strided=True, heavy=True)),
     Case("NaN row", dict(N=30, E=200, D=8, nan_row=3)),
     Case("1M nodes 10M edges D=64", dict(N=1_000_000, E=10_000_000, D=64), devices=("cuda",),
          dtypes=(torch.float32, torch.bfloat16)),  # the GPU benchmark's shape

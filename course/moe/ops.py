@@ -67,7 +67,7 @@ def combine_bytes(kwargs: dict, out) -> int:
 
 TEST_CASES = (
     Case("T=64 E=4 k=2", dict(T=64, D=32, E=4, k=2)),
-    Case("T=63 D=17 E=5 k=2", dict(T=63, D=17, E=5, k=2)),
+    Case("T=63 D=17 E=5 k=2", dict(T=63, D=17, E=5, k=2, heavy=True)),
     Case("capacity drops", dict(T=63, D=16, E=4, k=2, capacity=20, skew=3.0)),
     Case("capacity=1", dict(T=20, D=4, E=4, k=2, capacity=1)),
     Case("T=1", dict(T=1, D=8, E=4, k=1)),
@@ -78,10 +78,10 @@ TEST_CASES = (
     Case("no tokens", dict(T=0, D=8, E=4, k=2)),
     Case("T=300 E=8 k=2", dict(T=300, D=64, E=8, k=2, capacity=80, skew=1.0)),
     Case("k=1 capacity drops", dict(T=40, D=8, E=4, k=1, capacity=6, skew=2.0)),
-    Case("int32 indices", dict(T=50, D=8, E=5, k=2, capacity=12, index_dtype=torch.int32)),
+    Case("int32 indices", dict(T=50, D=8, E=5, k=2, capacity=12, index_dtype=torch.int32, heavy=True)),
     Case("T=600 capacity", dict(T=600, D=24, E=8, k=2, capacity=120, skew=1.0)),  # many chunks
-    Case("D=160", dict(T=40, D=160, H=32, E=4, k=2)),  # wider than one block of columns
-    Case("strided inputs", dict(T=45, D=12, E=4, k=2, capacity=20, strided=True)),
+    Case("D=160", dict(T=40, D=160, H=32, E=4, k=2, heavy=True)),  # wider than one block of columns
+    Case("strided inputs", dict(T=45, D=12, E=4, k=2, capacity=20, strided=True, heavy=True)),
     Case("NaN row", dict(T=30, D=8, E=4, k=2, nan_row=3)),
     Case("T=16384 D=1024 E=64 k=2", dict(T=16384, D=1024, E=64, k=2, capacity=640, skew=0.5),
          devices=("cuda",)),  # the benchmark's shape
