@@ -9,11 +9,12 @@ Steps, each with its log in OUT and its result in OUT/gpu-run.json:
   harness    the one harness on compiled Triton and CUDA: every case, at full and beyond-int32 sizes,
              in every dtype each backend declares (fp32, fp16, bf16, fp64); and auto's choices
              (pytest-xdist's workers share the GPU: Triton's compilations are the CPU's work)
-  memcheck   compute-sanitizer --tool memcheck on the CUDA backends' small cases
-  racecheck  compute-sanitizer --tool racecheck on the same
   bench      course bench --device cuda: records in OUT/benchmarks/results/<device>.json
-The whole run is held to BUDGET_S (GPU_RUN_BUDGET_S overrides it); a step gets what is left of it. The GPU test selection needs
-pytest and torch only: no JupyterLab, plotly or ipywidgets (the dry run checks that on the CPU).
+  memcheck   compute-sanitizer --tool memcheck on the CUDA backends' small float32 cases
+  racecheck  compute-sanitizer --tool racecheck on the same
+The whole run is held to BUDGET_S (GPU_RUN_BUDGET_S overrides it, for a shorter lease); a step gets
+what is left of it. The GPU test selection needs pytest and torch only: no JupyterLab, plotly or
+ipywidgets (the dry run checks that on the CPU).
 """
 import json
 import os
@@ -34,13 +35,12 @@ PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addop
 GPU_TESTS = ["tests/test_ops.py", "tests/test_registry.py"]
 KERNELS = "triton or cuda or auto"  # the compiled backends, and what auto picks among them
 SMALL_CUDA = "cuda and not 16384 and not beyond and not 10M and not 65536 and not 4096 and float32"
-# What the GPU steps import besides the tests: the kernels, the benchmark runner, the command line.
 # Every module that compiles a CUDA extension, built side by side in the build step.
 EXTENSIONS = ("course.kernels.moe.cuda_moe", "course.kernels.gnn.cuda_gnn",
               "course.kernels.diffusion.cuda_diffusion", "course.kernels.cuda_streaming",
               "course.kernels.landscape.cuda_landscape", "course.kernels.ssm.cuda_ssm",
               "course.kernels.neurons.cuda_neurons")
-BUILD = ("import importlib, subprocess, sys\n"
+BUILD = ("import subprocess, sys\n"
          f"modules = {EXTENSIONS!r}\n"
          "jobs = [subprocess.Popen([sys.executable, '-c', f'import {m} as m; m.extension()']) for m in modules]\n"
          "sys.exit(max(job.wait() for job in jobs))\n")
@@ -66,7 +66,7 @@ class Step:
 
 def plan(out: Path) -> list[Step]:
     sanitizer = shutil.which("compute-sanitizer") or "compute-sanitizer"
-    small = [*PYTEST, "tests/test_ops.py", "-k", SMALL_CUDA]
+    small = [*PYTEST, "-vv", "tests/test_ops.py", "-k", SMALL_CUDA]  # -vv: each result named
     return [
         Step("install", [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
                          "--no-build-isolation", "-q", "-e", "."], 120),
