@@ -84,8 +84,8 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
 
     from course.kernels.build import CUDA_FLAGS
 
-    done = subprocess.run(["nvcc", "-arch=sm_90", "-ptx", *COMMON_NVCC_FLAGS, *CUDA_FLAGS, f"-I{ROOT / 'kernels'}",
-                           str(source), "-o", str(tmp_path / "k.ptx")],
+    done = subprocess.run(["nvcc", "-arch=sm_90", "-ptx", *COMMON_NVCC_FLAGS, *CUDA_FLAGS,
+                           f"-I{ROOT / 'kernels'}", str(source), "-o", str(tmp_path / "k.ptx")],
                           capture_output=True, text=True, cwd=source.parent)
     assert done.returncode == 0, done.stderr
     assert ".entry" in (tmp_path / "k.ptx").read_text()  # at least one kernel was emitted
