@@ -58,6 +58,13 @@ __global__ void stale_shared_kernel(float* out) {
 
 __global__ void noop_kernel() {}
 
+// a * a - b * b for a == b: 0 when each product is rounded, b^2's rounding error when a * a - b * b is
+// contracted into fma(a, a, -b * b), as nvcc does by default (build.py's NVCC_LIKE_FMA does it here).
+__global__ void square_difference_kernel(const float* a, const float* b, float* out) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  out[i] = a[i] * a[i] - b[i] * b[i];
+}
+
 // 2-D blocks and grids: every thread writes its own flattened coordinates.
 __global__ void coordinates_kernel(int* out) {
   const int block = blockIdx.y * gridDim.x + blockIdx.x;
@@ -120,6 +127,15 @@ int main() {
   bool covered = true;
   for (int i = 0; i < (int)coords.size(); ++i) covered &= coords[i] == (i / 8) * 1000 + i % 8;
   check(covered, "2-D grids and blocks");
+
+#ifdef __FMA__
+  std::vector<float> a(kThreads), b(kThreads), difference(kThreads);
+  for (int i = 0; i < kThreads; ++i) a[i] = b[i] = 0.1f + 0.0137f * i;
+  square_difference_kernel<<<1, kThreads>>>(a.data(), b.data(), difference.data());
+  int contracted = 0;
+  for (float d : difference) contracted += d != 0.0f;
+  check(contracted > 0, "a * b - c * d is contracted into an fma, as nvcc does");
+#endif
 
   check(launch_throws([] { noop_kernel<<<0, kThreads>>>(); }), "an empty grid is refused");
   check(launch_throws([] { noop_kernel<<<1, 2048>>>(); }), "more than 1024 threads are refused");
