@@ -92,12 +92,13 @@ def runnable(op: registry.Op, device: str) -> list[registry.Impl]:
 
 
 def run(op_names=None, device: str = "cpu", progress: bool = True,
-        min_seconds: float = 0.3, cases=None) -> list[Record]:
+        min_seconds: float = 0.3, cases=None, backends=None) -> list[Record]:
     """Time every backend of every (op, case, dtype) that runs on `device`; one Record each.
 
     `cases`, if given, names the benchmark cases to time (a notebook times its smallest live and
-    reads the others from the records). The backends of one case are timed together, in interleaved
-    rounds (`time_calls`).
+    reads the others from the records); `backends`, if given, the backends (a notebook leaves a slow
+    loop to the records). The backends of one case are timed together, in interleaved rounds
+    (`time_calls`).
     """
     from tqdm.auto import tqdm
 
@@ -108,6 +109,10 @@ def run(op_names=None, device: str = "cpu", progress: bool = True,
     if cases is not None and not set(cases) <= known:
         raise ValueError(f"bench.run: `cases` must name benchmark cases of these ops "
                          f"({', '.join(sorted(known))}); got {', '.join(sorted(set(cases) - known))}.")
+    named = {impl.backend for op in ops for impl in op.impls}
+    if backends is not None and not set(backends) <= named:
+        raise ValueError(f"bench.run: `backends` must name backends of these ops ({', '.join(sorted(named))}); "
+                         f"got {', '.join(sorted(set(backends) - named))}.")
     groups = [(op, case, dtype) for op in ops for case in op.bench_cases if case.runs_on(device)
               and (cases is None or case.name in cases) for dtype in case.dtypes or (torch.float32,)]
     name, (peak_gbps, peak_tflops) = device_name(device), peaks(device)
@@ -115,7 +120,7 @@ def run(op_names=None, device: str = "cpu", progress: bool = True,
     records = []
     for op, case, dtype in tqdm(groups, desc=f"bench on {name}", disable=not progress):
         impls = [impl for impl in runnable(op, device) if dtype in impl.supported_dtypes()
-                 and impl.backend not in case.skip_backends]
+                 and impl.backend not in case.skip_backends and (backends is None or impl.backend in backends)]
         made = op.make_inputs(case.params, torch.Generator().manual_seed(0))
         kwargs = cast_floats({k: v.to(device) if isinstance(v, torch.Tensor) else v
                               for k, v in made.items()}, dtype)

@@ -139,6 +139,18 @@ def test_a_benchmark_can_time_only_the_cases_it_names(monkeypatch):
         bench.run(["gnn.spmm"], progress=False, cases=["huge"])
 
 
+def test_a_benchmark_can_time_only_the_backends_it_names(monkeypatch):
+    from course import bench
+
+    op = registry.get("gnn.spmm")
+    tiny = registry.Case("tiny", dict(N=30, E=90, D=4), devices=("cpu",))
+    monkeypatch.setitem(registry._REGISTRY, "gnn.spmm", registry.Op(**{**op.__dict__, "bench_cases": (tiny,)}))
+    timed = bench.run(["gnn.spmm"], progress=False, min_seconds=0.0, backends=["reference", "index_add"])
+    assert {r.backend for r in timed} == {"reference", "index_add"}
+    with pytest.raises(ValueError, match="`backends` must name backends.*got no_such_loop"):
+        bench.run(["gnn.spmm"], progress=False, backends=["reference", "no_such_loop"])
+
+
 def test_inside_reference_for_auto_auto_runs_the_reference_whatever_the_records_say():
     op = registry.get("moe.expert_mlp")
     faster = [record("reference", "a", 10.0), record("padded_bmm", "a", 1.0)]
