@@ -35,14 +35,15 @@ PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addop
 GPU_TESTS = ["tests/test_ops.py", "tests/test_registry.py"]
 KERNELS = "triton or cuda or auto"  # the compiled backends, and what auto picks among them
 SMALL_CUDA = "cuda and not 16384 and not beyond and not 10M and not 65536 and not 4096 and float32"
-# Every module that compiles a CUDA extension, built side by side in the build step.
-EXTENSIONS = ("course.kernels.moe.cuda_moe", "course.kernels.gnn.cuda_gnn",
-              "course.kernels.diffusion.cuda_diffusion", "course.kernels.cuda_streaming",
-              "course.kernels.landscape.cuda_landscape", "course.kernels.ssm.cuda_ssm",
-              "course.kernels.neurons.cuda_neurons")
+# Every module that compiles a CUDA extension (it calls kernels/build.py's cuda_extension), built side
+# by side in the build step: kernels/<family>/cuda_<family>.py is course.kernels.<family>.cuda_<family>.
+EXTENSIONS = tuple("course." + ".".join(path.relative_to(ROOT).with_suffix("").parts)
+                   for path in sorted((ROOT / "kernels").rglob("cuda_*.py"))
+                   if "cuda_extension(" in path.read_text())
 BUILD = ("import subprocess, sys\n"
          f"modules = {EXTENSIONS!r}\n"
-         "jobs = [subprocess.Popen([sys.executable, '-c', f'import {m} as m; m.extension()']) for m in modules]\n"
+         "jobs = [subprocess.Popen([sys.executable, '-c', f'import {m} as m; m.extension()'])\n"
+         "        for m in modules]\n"
          "sys.exit(max(job.wait() for job in jobs))\n")
 # What the GPU steps import besides the tests: the kernels, the benchmark runner, the command line.
 DRY_IMPORTS = ("import course, course.bench, course.cli, course.doctor\n"

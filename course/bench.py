@@ -111,8 +111,8 @@ def run(op_names=None, device: str = "cpu", progress: bool = True,
                          f"({', '.join(sorted(known))}); got {', '.join(sorted(set(cases) - known))}.")
     named = {impl.backend for op in ops for impl in op.impls}
     if backends is not None and not set(backends) <= named:
-        raise ValueError(f"bench.run: `backends` must name backends of these ops ({', '.join(sorted(named))}); "
-                         f"got {', '.join(sorted(set(backends) - named))}.")
+        raise ValueError(f"bench.run: `backends` must name backends of these ops "
+                         f"({', '.join(sorted(named))}); got {', '.join(sorted(set(backends) - named))}.")
     groups = [(op, case, dtype) for op in ops for case in op.bench_cases if case.runs_on(device)
               and (cases is None or case.name in cases) for dtype in case.dtypes or (torch.float32,)]
     name, (peak_gbps, peak_tflops) = device_name(device), peaks(device)
@@ -120,7 +120,8 @@ def run(op_names=None, device: str = "cpu", progress: bool = True,
     records = []
     for op, case, dtype in tqdm(groups, desc=f"bench on {name}", disable=not progress):
         impls = [impl for impl in runnable(op, device) if dtype in impl.supported_dtypes()
-                 and impl.backend not in case.skip_backends and (backends is None or impl.backend in backends)]
+                 and impl.backend not in case.skip_backends
+                 and (backends is None or impl.backend in backends)]
         made = op.make_inputs(case.params, torch.Generator().manual_seed(0))
         kwargs = cast_floats({k: v.to(device) if isinstance(v, torch.Tensor) else v
                               for k, v in made.items()}, dtype)

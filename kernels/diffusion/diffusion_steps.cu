@@ -15,6 +15,13 @@
 
 #include "diffusion_kernels.h"
 
+// sqrt(max(sigma_next_hat^2 - sigma_next^2, 0)), the churn noise's scale, from (sh - sn)(sh + sn): nvcc
+// contracts sh^2 - sn^2 into fma(sh, sh, -sn^2), whose rounding error of sn^2 leaves a churn of ~2e-4 sn
+// where sh == sn (no churn); the product is exactly 0 there.
+__device__ __forceinline__ float churn_scale(float sn, float sh) {
+  return sqrtf(fmaxf((sh - sn) * (sh + sn), 0.0f));
+}
+
 template <typename scalar_t>
 __global__ void heun_forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ denoised,
                                     const scalar_t* __restrict__ denoised_next,
@@ -31,10 +38,8 @@ __global__ void heun_forward_kernel(const scalar_t* __restrict__ x, const scalar
   const float euler = xv + (sn - s) * d;
   const float d_next = (euler - static_cast<float>(denoised_next[t])) / (sn > 0.0f ? sn : 1.0f);
   const float heun = xv + (sn - s) * (d + d_next) * 0.5f;
-  // (sh - sn)(sh + sn), not sh^2 - sn^2: nvcc contracts the latter into fma(sh, sh, -sn^2), whose
-  // rounding error of sn^2 leaves a churn of ~2e-4 sn where sh == sn (no churn); the product is 0 there
-  const float churn = sqrtf(fmaxf((sh - sn) * (sh + sn), 0.0f));
-  out[t] = static_cast<scalar_t>((sn > 0.0f ? heun : euler) + churn * static_cast<float>(noise[t]));
+  const float next = sn > 0.0f ? heun : euler;
+  out[t] = static_cast<scalar_t>(next + churn_scale(sn, sh) * static_cast<float>(noise[t]));
 }
 
 template <typename scalar_t>
@@ -58,7 +63,7 @@ __global__ void heun_backward_kernel(const scalar_t* __restrict__ grad, const fl
   grad_x[t] = static_cast<scalar_t>(g_heun + g_euler + g_scaled);
   grad_denoised[t] = static_cast<scalar_t>(-g_scaled);
   grad_denoised_next[t] = static_cast<scalar_t>(-g_diff);
-  grad_noise[t] = static_cast<scalar_t>(sqrtf(fmaxf((sh - sn) * (sh + sn), 0.0f)) * g);
+  grad_noise[t] = static_cast<scalar_t>(churn_scale(sn, sh) * g);
 }
 
 // c_skip and c_out of Table 1 at level s.

@@ -24,15 +24,16 @@ EMULATOR_HEADER = HERE / "emulator.h"
 FAKE_CUDA_INCLUDE = HERE / "include"
 SELFTEST = HERE / "selftest.cu"
 KERNELS = HERE.parents[1] / "kernels"  # kernels/binding.h, which every binding includes
-# -mfma -ffp-contract=fast (with -fexpensive-optimizations, which runs the contraction at -O1): g++
-# fuses a * b + c into one fma as nvcc does by default (--fmad=true), so a kernel whose result depends on
-# that rounding fails here as it fails on a GPU (the H200 run found heun_step's zero churn that way)
 def processor_has_fma() -> bool:
     cpuinfo = Path("/proc/cpuinfo")
     return cpuinfo.exists() and " fma " in cpuinfo.read_text()
 
 
-NVCC_LIKE_FMA = ["-mfma", "-ffp-contract=fast", "-fexpensive-optimizations"] if processor_has_fma() else []
+# -mfma -ffp-contract=fast (with -fexpensive-optimizations, which runs the contraction at -O1): g++
+# fuses a * b + c into one fma as nvcc does by default (--fmad=true), so a kernel whose result depends on
+# that rounding fails here as it fails on a GPU (the H200 run found heun_step's zero churn that way)
+NVCC_LIKE_FMA = (["-mfma", "-ffp-contract=fast", "-fexpensive-optimizations"] if processor_has_fma()
+                 else [])
 EMULATOR_FLAGS = ["-std=c++20", "-pthread", *NVCC_LIKE_FMA, "-include", str(EMULATOR_HEADER)]
 
 LAUNCH = re.compile(
