@@ -1,6 +1,8 @@
 """What every family's kernel backends check before a launch: that the backend runs the dtype it was
-given (as the registry declares) and the device it was given, and the GPU to launch on."""
+given (as the registry declares) and the device it was given, the GPU to launch on, and whose tiles
+a launch takes."""
 import contextlib
+import os
 
 import torch
 
@@ -15,3 +17,13 @@ def on_device(op: str, prims, t: torch.Tensor):
         raise ValueError(f"{op} ({prims.BACKEND} backend): tensors must be on a {device.upper()} "
                          f"device; got {t.device}. Move them (.cuda()), or use backend='reference'.")
     return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
+
+
+GPU_TILES = "COURSE_GPU_TILES"  # set to 1: the interpreter runs the tiles and code paths a GPU compiles
+
+
+def gpu_tiles(device) -> bool:
+    """Whether a launch takes a GPU's tiles (and its code paths: tl.sort, tl.associative_scan): on a
+    CUDA device, and on the CPU where COURSE_GPU_TILES=1, so that the interpreter checks exactly what
+    a GPU compiles (tests/test_gpu_tiles.py). Elsewhere the interpreter's own, larger tiles."""
+    return torch.device(device).type == "cuda" or os.environ.get(GPU_TILES) == "1"

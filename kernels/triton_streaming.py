@@ -50,6 +50,7 @@ import triton
 import triton.language as tl
 
 from course import outputs
+from course.kernels.launch import gpu_tiles
 from course.kernels.rounding import arithmetic, to_storage
 from course.streaming import MAX_SPARSE_ROWS, SPARSEMAX, WEIGHTINGS
 
@@ -318,7 +319,7 @@ def streaming_blocks(device: torch.device, dtype: torch.dtype, N: int, M: int, D
     the sizes allow (up to 128 queries, 256 rows, 256 columns).
     """
     width = max(16, triton.next_power_of_2(max(D, 1)))
-    if device.type == "cuda":
+    if gpu_tiles(device):
         tile = 32 if dtype == torch.float64 else 64
         return dict(BLOCK_N=tile, BLOCK_M=tile, BLOCK_D=min(128, width))
     return dict(BLOCK_N=max(16, min(128, triton.next_power_of_2(max(N, 1)))),
@@ -330,7 +331,7 @@ def threshold_launch(device: torch.device, blocks: dict, M: int) -> dict:
     multiple of BLOCK_M); on a GPU 16 queries a program (tl.dot's least), 8 warps for the row, and
     tl.sort; in the interpreter the same bitonic network by min and max (`bitonic_sort_descending`)."""
     row = max(triton.next_power_of_2(max(M, 1)), blocks["BLOCK_M"])
-    native = device.type == "cuda"
+    native = gpu_tiles(device)
     launch = dict(blocks, BLOCK_N=16, num_warps=8) if native else dict(blocks)
     return dict(launch, BLOCK_ROW=row, NATIVE_SORT=native, LOG_ROW=row.bit_length() - 1)
 

@@ -1,12 +1,19 @@
-"""Test setup shared by every family: the op-harness log, and CUDA backends on the CPU emulator.
+"""Test setup shared by every family: the op-harness log, CUDA backends on the CPU emulator, and on a
+GPU, the memory a GPU-sized case leaves cached handed back, and each failure written down as it comes.
 
 (Triton's interpreter is switched on, and the suite's budgets kept, by ../conftest.py.)
 """
 import importlib
+import os
 import shutil
 from types import SimpleNamespace
 
 import pytest
+import torch
+
+from harness import write_failure
+
+FAILURE_LOG = "COURSE_FAILURE_LOG"  # a file: each failed test's name and message, appended as it fails
 
 
 HARNESS = []  # (op, backend, case, dtype, max error ratio) of every harness case, on the controller
@@ -27,6 +34,17 @@ def harness_log(record_property):
 def pytest_runtest_logreport(report):
     if report.when == "call" and report.passed:
         HARNESS.extend(row for key, row in report.user_properties if key == "harness")
+    if report.failed and os.environ.get(FAILURE_LOG) and not os.environ.get("PYTEST_XDIST_WORKER"):
+        write_failure(os.environ[FAILURE_LOG], report)
+
+
+@pytest.fixture(autouse=True)
+def gpu_memory_handed_back(request):
+    """After a GPU-sized case, empty torch's cache of GPU memory: other processes on the GPU (xdist's
+    workers, the next step) cannot use what one process keeps cached, tens of gigabytes here."""
+    yield
+    if request.node.get_closest_marker("gpu_sized") and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 @pytest.fixture

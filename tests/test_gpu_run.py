@@ -18,9 +18,9 @@ def test_dry_run_plans_every_step_and_the_gpu_tests_import_without_the_notebook_
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads((tmp_path / "gpu-run.json").read_text())
     steps = {s["name"]: s for s in summary["steps"]}
-    assert list(steps) == ["collect", "imports", "install", "build", "harness", "bench", "memcheck",
-                           "racecheck"]
-    assert steps["collect"]["rc"] == 0 and steps["imports"]["rc"] == 0
+    assert list(steps) == ["collect", "collect-gpu-sized", "imports", "install", "build", "harness",
+                           "bench", "gpu-sized", "memcheck", "racecheck"]
+    assert all(steps[name]["rc"] == 0 for name in ("collect", "collect-gpu-sized", "imports"))
     assert "--no-deps" in steps["install"]["command"] and "--no-index" in steps["install"]["command"]
     built = steps["build"]["command"][-1]
     for family in ("moe", "gnn", "diffusion", "landscape", "ssm", "neurons"):  # hopfield: cuda_streaming
@@ -29,11 +29,31 @@ def test_dry_run_plans_every_step_and_the_gpu_tests_import_without_the_notebook_
     assert steps["memcheck"]["command"][:3][1:] == ["--tool", "memcheck"]
     assert steps["racecheck"]["command"][:3][1:] == ["--tool", "racecheck"]
     assert steps["bench"]["command"][-4:] == ["--device", "cuda", "--out", str(tmp_path)]
-    assert sum(s["timeout_s"] for s in summary["steps"][2:]) >= summary["budget_s"] == 480
-    collected = (tmp_path / "0-collect.log").read_text()
-    for words in ("moe.combine-triton-T=64 E=4 k=2-bfloat16",
-                  "moe.dispatch-cuda-beyond int32 offsets-float32",
-                  "moe.expert_mlp-cuda-T=16384 D=1024 E=64 k=2-float32", "refuses_an_undeclared_dtype",
-                  "test_auto"):
-        assert words in collected, words
-    assert "token_loop" not in collected and "padded_bmm" not in collected  # CPU backends stay home
+    assert sum(s["timeout_s"] for s in summary["steps"][3:]) >= summary["budget_s"] == 480
+    small, gpu_sized = ((tmp_path / name).read_text() for name in ("0-collect.log", "1-collect-gpu-sized.log"))
+    for words in ("moe.combine-triton-T=64 E=4 k=2-bfloat16", "refuses_an_undeclared_dtype", "test_auto"):
+        assert words in small and words not in gpu_sized, words
+    for words in ("moe.dispatch-cuda-beyond int32 offsets-float32",
+                  "moe.expert_mlp-cuda-T=16384 D=1024 E=64 k=2-float32"):
+        assert words in gpu_sized and words not in small, words  # one at a time, in a step of their own
+    everything = small + gpu_sized
+    assert "token_loop" not in everything and "padded_bmm" not in everything  # CPU backends stay home
+    for step in ("harness", "gpu-sized", "memcheck", "racecheck"):  # each failure's message, as it comes
+        assert steps[step]["env"]["COURSE_FAILURE_LOG"] == str(tmp_path / "failures.txt"), step
+
+
+def test_each_failure_is_written_down_with_its_message_as_it_comes(tmp_path):
+    from types import SimpleNamespace
+
+    from harness import write_failure
+
+    log = tmp_path / "failures.txt"
+    report = SimpleNamespace(nodeid="tests/test_ops.py::test_backend_matches_reference[gnn.spmm-cuda-D=1]",
+                             when="call", longreprtext="    run_case(...)\n>   assert result.ok\n"
+                             "E   AssertionError: gnn.spmm / cuda / D=1:\nE   output: RMS-relative error 3e-02")
+    write_failure(str(log), report)
+    write_failure(str(log), SimpleNamespace(nodeid="t::x", when="setup", longreprtext="no E lines\nlast"))
+    assert log.read_text() == ("tests/test_ops.py::test_backend_matches_reference[gnn.spmm-cuda-D=1] (call)\n"
+                               "    E   AssertionError: gnn.spmm / cuda / D=1:\n"
+                               "    E   output: RMS-relative error 3e-02\n"
+                               "t::x (setup)\n    no E lines\n    last\n")

@@ -23,6 +23,7 @@ import triton
 import triton.language as tl
 
 from course import outputs
+from course.kernels.launch import gpu_tiles
 from course.kernels.rounding import to_storage
 
 
@@ -97,7 +98,7 @@ def row_blocks(device: torch.device, width: int, rows: int, edges: int) -> dict:
     element, so on the CPU a program takes the whole row of columns, steps of about the mean degree and
     as many rows as fill a tile of 2^16 elements.
     """
-    if device.type == "cuda":
+    if gpu_tiles(device):
         return dict(BLOCK_N=1, BLOCK_E=32, BLOCK_D=max(16, min(128, triton.next_power_of_2(width))))
     BLOCK_D = max(16, min(256, triton.next_power_of_2(width)))
     BLOCK_E = max(8, min(256, triton.next_power_of_2(-(-edges // max(rows, 1)))))
@@ -107,7 +108,7 @@ def row_blocks(device: torch.device, width: int, rows: int, edges: int) -> dict:
 
 def edge_blocks(device: torch.device, width: int) -> dict:
     """BLOCK_E edges per program and BLOCK_C columns a step of the edge dot (wider on the CPU)."""
-    if device.type == "cuda":
+    if gpu_tiles(device):
         return dict(BLOCK_E=64, BLOCK_C=max(16, min(64, triton.next_power_of_2(width))))
     return dict(BLOCK_E=1024, BLOCK_C=max(16, min(256, triton.next_power_of_2(width))))
 

@@ -50,7 +50,7 @@ import triton
 import triton.language as tl
 
 from course import outputs
-from course.kernels.launch import check_backend, on_device
+from course.kernels.launch import check_backend, gpu_tiles, on_device
 from course.kernels.rounding import to_storage
 from course.kernels.landscape.host import check_grid_kernel_inputs
 from course.landscape.grid import check_grid_loss_args
@@ -160,7 +160,7 @@ def linear_blocks(device: torch.device, G: int, N: int, K: int, O: int) -> dict:
     keep a tile within 2^18 numbers.
     """
     size = lambda n, cap: max(16, min(cap, triton.next_power_of_2(max(n, 1))))  # noqa: E731
-    if device.type == "cuda":
+    if gpu_tiles(device):
         return dict(BLOCK_G=4, BLOCK_N=32, BLOCK_K=16, BLOCK_O=64, num_warps=8)
     BLOCK_N, BLOCK_K, BLOCK_O = size(N, 128), size(K, 256), size(O, 256)
     most = max(1, (1 << 18) // max(BLOCK_N * BLOCK_K, BLOCK_K * BLOCK_O, BLOCK_N * BLOCK_O))
@@ -170,8 +170,8 @@ def linear_blocks(device: torch.device, G: int, N: int, K: int, O: int) -> dict:
 
 def cross_entropy_blocks(device: torch.device, G: int, N: int, C: int) -> dict:
     """BLOCK_G grid points a program, BLOCK_N examples and BLOCK_C classes a step (larger on the CPU)."""
-    BLOCK_C = min(64 if device.type == "cuda" else 256, triton.next_power_of_2(max(C, 1)))
-    if device.type == "cuda":
+    BLOCK_C = min(64 if gpu_tiles(device) else 256, triton.next_power_of_2(max(C, 1)))
+    if gpu_tiles(device):
         return dict(BLOCK_G=1, BLOCK_N=max(1, 2048 // BLOCK_C), BLOCK_C=BLOCK_C)
     BLOCK_N = min(128, triton.next_power_of_2(N))
     most = max(1, (1 << 16) // (BLOCK_N * BLOCK_C))

@@ -39,6 +39,7 @@ import triton
 import triton.language as tl
 
 from course import outputs
+from course.kernels.launch import gpu_tiles
 from course.kernels.rounding import arithmetic, to_storage
 from course.neurons.kan import knots_for
 
@@ -193,7 +194,7 @@ def kan_blocks(device: torch.device, dtype: torch.dtype, B: int, I: int, O: int,
     size = lambda n, cap: max(16, min(cap, triton.next_power_of_2(max(n, 1))))  # noqa: E731
     BLOCK_C = size(C + 1, 1 << 30)
     inputs = triton.next_power_of_2(max(I, 1))
-    if device.type == "cuda":
+    if gpu_tiles(device):
         tile = 32 if dtype == torch.float64 else 64
         return dict(BLOCK_B=tile, BLOCK_O=tile, BLOCK_C=BLOCK_C, BLOCK_I=min(inputs, max(1, 32 // BLOCK_C)))
     return dict(BLOCK_B=size(B, 128), BLOCK_O=size(O, 256), BLOCK_C=BLOCK_C,

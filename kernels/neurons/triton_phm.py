@@ -36,6 +36,7 @@ import triton
 import triton.language as tl
 
 from course import outputs
+from course.kernels.launch import gpu_tiles
 from course.kernels.rounding import arithmetic, to_storage
 
 
@@ -183,7 +184,7 @@ def phm_blocks(device: torch.device, dtype: torch.dtype, B: int, n: int, K: int,
     """
     size = lambda m, cap: max(16, min(cap, triton.next_power_of_2(max(m, 1))))  # noqa: E731
     BLOCK_N = triton.next_power_of_2(n)
-    if device.type == "cuda":
+    if gpu_tiles(device):
         tile = 32 if dtype == torch.float64 else 64
         return dict(BLOCK_B=tile, BLOCK_K=size(K, 32 if n <= 4 else 16), BLOCK_Q=size(Q, tile),
                     BLOCK_N=BLOCK_N)

@@ -45,7 +45,7 @@ import triton.language as tl
 
 from course import outputs
 from course.checks import check_same_device
-from course.kernels.launch import check_backend, on_device
+from course.kernels.launch import check_backend, gpu_tiles, on_device
 from course.kernels.rounding import to_storage
 from course.ssm.scan import check_scan_args
 
@@ -166,7 +166,7 @@ def scan_blocks(device: torch.device, T: int, D: int) -> dict:
     operation, hardly per element: all channels in one program (up to 256) and chunks of 32 steps, so
     that the harness's T = 40, 63 and 1000 cross chunk boundaries.
     """
-    if device.type == "cuda":
+    if gpu_tiles(device):
         return dict(BLOCK_T=128, BLOCK_D=32, SEQUENTIAL=False, num_warps=4)
     return dict(BLOCK_T=min(32, triton.next_power_of_2(max(T, 1))),
                 BLOCK_D=min(256, triton.next_power_of_2(max(D, 1))), SEQUENTIAL=True)

@@ -52,7 +52,7 @@ import triton.language as tl
 
 from course import outputs
 from course.checks import check_same_device
-from course.kernels.launch import check_backend, on_device
+from course.kernels.launch import check_backend, gpu_tiles, on_device
 from course.kernels.rounding import to_storage
 from course.ssm.selective import check_selective_scan_args
 
@@ -238,7 +238,7 @@ def selective_blocks(device: torch.device, Dm: int, N: int) -> dict:
     (up to 256) and a checkpoint every 16 steps, so that the harness's T = 32, 63 and 600 cross chunks.
     """
     BLOCK_N = triton.next_power_of_2(max(N, 1))
-    if device.type == "cuda":
+    if gpu_tiles(device):
         return dict(BLOCK_T=64, BLOCK_D=max(8, min(32, 512 // BLOCK_N)), BLOCK_N=BLOCK_N, num_warps=2)
     return dict(BLOCK_T=16, BLOCK_D=min(256, triton.next_power_of_2(max(Dm, 1))), BLOCK_N=BLOCK_N)
 
