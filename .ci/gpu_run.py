@@ -2,6 +2,7 @@
 
     python3 .ci/gpu_run.py OUT            # or: bash .ci/gpu-run OUT
     python3 .ci/gpu_run.py OUT --dry-run  # on any machine: the plan, and the GPU tests collected
+    python3 .ci/gpu_run.py OUT --only harness,gpu-sized  # install, build and the steps named
 
 Steps, each with its log in OUT and its result in OUT/gpu-run.json:
   install    pip install -e . with --no-deps --no-index: the machine's torch and Triton stay as they are
@@ -136,13 +137,31 @@ def environment() -> dict:
     return json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-500:]}
 
 
+ALWAYS = ("install", "build")  # what every other step needs
+
+
+def chosen_steps(steps: list[Step], only: str | None) -> list[Step]:
+    """The steps to run: all, or install, build and those named in `only` (comma-separated), in order."""
+    if only is None:
+        return steps
+    names = only.split(",")
+    unknown = [n for n in names if n not in {s.name for s in steps}]
+    if unknown:
+        raise SystemExit(f"gpu_run: --only must name steps of {[s.name for s in steps]}; got {unknown}")
+    return [s for s in steps if s.name in ALWAYS or s.name in names]
+
+
 def main(argv=None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     dry = "--dry-run" in args
     args = [a for a in args if a != "--dry-run"]
+    only = None
+    if "--only" in args:  # --only harness,gpu-sized: a second, shorter lease reruns what it needs
+        at = args.index("--only")
+        only, args = args[at + 1], args[:at] + args[at + 2:]
     out = Path(args[0] if args else os.environ.get("OUT", "gpu-run")).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    steps = plan(out)
+    steps = chosen_steps(plan(out), only)
     summary = dict(dry_run=dry, environment=environment(), budget_s=BUDGET_S)
     if dry:
         with tempfile.TemporaryDirectory() as folder:

@@ -1,4 +1,4 @@
-"""The GPU run's one command (.ci/gpu-run): its dry run on this machine.
+"""The GPU run's one command (.ci/gpu-run): its dry run on this machine, its failure log and --only.
 
 The dry run collects the GPU test selection and imports the kernels, the benchmark runner and the
 command line with JupyterLab, plotly and ipywidgets made unimportable, as on the GPU machine, and
@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,3 +59,17 @@ def test_each_failure_is_written_down_with_its_message_as_it_comes(tmp_path):
                                "    E   AssertionError: gnn.spmm / cuda / D=1:\n"
                                "    E   output: RMS-relative error 3e-02\n"
                                "t::x (setup)\n    no E lines\n    last\n")
+
+
+def test_only_runs_install_build_and_the_steps_it_names(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_run", ROOT / ".ci" / "gpu_run.py")
+    gpu_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_run)
+    steps = gpu_run.plan(tmp_path)
+    chosen = gpu_run.chosen_steps(steps, "gpu-sized,harness")
+    assert [s.name for s in chosen] == ["install", "build", "harness", "gpu-sized"]
+    assert gpu_run.chosen_steps(steps, None) == steps
+    with pytest.raises(SystemExit, match=r"--only must name steps of .*'harnes'"):
+        gpu_run.chosen_steps(steps, "harnes")
