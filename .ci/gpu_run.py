@@ -11,8 +11,9 @@ Steps, each with its log in OUT and its result in OUT/gpu-run.json:
              every dtype each backend declares (fp32, fp16, bf16, fp64); and auto's choices
              (pytest-xdist's workers share the GPU: Triton's compilations are the CPU's work)
   bench      course bench --device cuda: records in OUT/benchmarks/results/<device>.json
-  gpu-sized  the harness's cases sized for a GPU only (full sizes, beyond-int32 offsets: up to tens of
-             gigabytes a case), one at a time in one process, whose cache is emptied after each
+  gpu-sized  the harness's cases sized for a GPU only (the benchmarks' sizes: gigabytes a case), one at
+             a time in one process, whose cache is emptied after each
+  beyond-int32  the same for the cases of more than 2^31 elements a tensor (int64 offsets: some 60 GB)
   memcheck   compute-sanitizer --tool memcheck on the CUDA backends' float32 cases (not GPU-sized)
   racecheck  compute-sanitizer --tool racecheck on the same
 The whole run is held to BUDGET_S (GPU_RUN_BUDGET_S overrides it, for a shorter lease); a step gets
@@ -43,6 +44,7 @@ KERNELS = "triton or cuda or auto"  # the compiled backends, and what auto picks
 # GPU-sized cases among xdist's 8 workers, the first GPU run failed in a burst across every worker
 # (unnamed: its log was cut off; most likely out of memory). Those cases get a step of their own.
 SMALL, GPU_SIZED = "not gpu_sized", "gpu_sized"
+BEYOND = "beyond"  # the cases of more than 2^31 elements a tensor ("beyond int32 offsets")
 # Every module that compiles a CUDA extension (it calls kernels/build.py's cuda_extension), built side
 # by side in the build step: kernels/<family>/cuda_<family>.py is course.kernels.<family>.cuda_<family>.
 EXTENSIONS = tuple("course." + ".".join(path.relative_to(ROOT).with_suffix("").parts)
@@ -86,8 +88,11 @@ def plan(out: Path) -> list[Step]:
                          f"--junitxml={out / 'harness.xml'}"], 240, failures),
         Step("bench", [sys.executable, "-m", "course.cli", "bench", "--device", "cuda", "--out", str(out)],
              120),
-        Step("gpu-sized", [*tests, "tests/test_ops.py", "-m", GPU_SIZED, "-k", KERNELS,
-                           f"--junitxml={out / 'gpu-sized.xml'}"], 180, failures),
+        Step("gpu-sized", [*tests, "tests/test_ops.py", "-m", GPU_SIZED, "-k", f"({KERNELS}) and not {BEYOND}",
+                           f"--junitxml={out / 'gpu-sized.xml'}"], 150, failures),
+        # last of the harness: 2^31 elements a tensor, drawn on the CPU (some 10-25 s each input)
+        Step("beyond-int32", [*tests, "tests/test_ops.py", "-m", GPU_SIZED, "-k", f"({KERNELS}) and {BEYOND}",
+                              f"--junitxml={out / 'beyond-int32.xml'}"], 150, failures),
         Step("memcheck", [sanitizer, "--tool", "memcheck", "--error-exitcode", "99", *small_cuda], 90,
              failures),
         Step("racecheck", [sanitizer, "--tool", "racecheck", "--error-exitcode", "99", *small_cuda], 60,

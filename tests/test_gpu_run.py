@@ -21,7 +21,7 @@ def test_dry_run_plans_every_step_and_the_gpu_tests_import_without_the_notebook_
     summary = json.loads((tmp_path / "gpu-run.json").read_text())
     steps = {s["name"]: s for s in summary["steps"]}
     assert list(steps) == ["collect", "collect-gpu-sized", "imports", "install", "build", "harness",
-                           "bench", "gpu-sized", "memcheck", "racecheck"]
+                           "bench", "gpu-sized", "beyond-int32", "memcheck", "racecheck"]
     assert all(steps[name]["rc"] == 0 for name in ("collect", "collect-gpu-sized", "imports"))
     assert "--no-deps" in steps["install"]["command"] and "--no-index" in steps["install"]["command"]
     built = steps["build"]["command"][-1]
@@ -40,7 +40,9 @@ def test_dry_run_plans_every_step_and_the_gpu_tests_import_without_the_notebook_
         assert words in gpu_sized and words not in small, words  # one at a time, in a step of their own
     everything = small + gpu_sized
     assert "token_loop" not in everything and "padded_bmm" not in everything  # CPU backends stay home
-    for step in ("harness", "gpu-sized", "memcheck", "racecheck"):  # each failure's message, as it comes
+    assert steps["beyond-int32"]["command"][-2].endswith(") and beyond")
+    assert steps["gpu-sized"]["command"][-2].endswith("and not beyond")
+    for step in ("harness", "gpu-sized", "beyond-int32", "memcheck", "racecheck"):  # each failure's message, as it comes
         assert steps[step]["env"]["COURSE_FAILURE_LOG"] == str(tmp_path / "failures.txt"), step
 
 
