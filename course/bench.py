@@ -54,19 +54,27 @@ def peaks(device: str) -> tuple[float | None, dict]:
 
 
 def time_calls(fns: dict, kwargs: dict, device: str, min_seconds: float = 0.3,
-               max_rounds: int = 200) -> dict:
+               max_rounds: int = 200, failed: dict | None = None) -> dict:
     """Median milliseconds of each `fn(**kwargs)`, timed in interleaved rounds after a warm-up.
 
     Round r calls every function that still needs time once, so a slow stretch of the machine (other
     load, page faults, clock changes) falls on all of them alike and their ratio stays fair. A
-    function leaves the rounds once it has run for `min_seconds` in total, and 3 times.
+    function leaves the rounds once it has run for `min_seconds` in total, and 3 times. A function
+    that raises in its warm-up raises here, or, given `failed`, is left out and its error kept there.
     """
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-    times = {name: [] for name in fns}
+    times = {}
     with torch.no_grad():
-        for fn in fns.values():
-            fn(**kwargs)
-        sync()
+        for name, fn in fns.items():
+            try:
+                fn(**kwargs)
+                sync()
+            except Exception as error:
+                if failed is None:
+                    raise
+                failed[name] = error
+                continue
+            times[name] = []
         for _ in range(max_rounds):
             waiting = [n for n, t in times.items() if len(t) < 3 or sum(t) < min_seconds]
             if not waiting:
@@ -92,13 +100,14 @@ def runnable(op: registry.Op, device: str) -> list[registry.Impl]:
 
 
 def run(op_names=None, device: str = "cpu", progress: bool = True,
-        min_seconds: float = 0.3, cases=None, backends=None) -> list[Record]:
+        min_seconds: float = 0.3, cases=None, backends=None, errors: list | None = None) -> list[Record]:
     """Time every backend of every (op, case, dtype) that runs on `device`; one Record each.
 
     `cases`, if given, names the benchmark cases to time (a notebook times its smallest live and
     reads the others from the records); `backends`, if given, the backends (a notebook leaves a slow
     loop to the records). The backends of one case are timed together, in interleaved rounds
-    (`time_calls`).
+    (`time_calls`). A backend that raises stops the run, or, given `errors` (`course bench`), is
+    named there with its error ("op / case / dtype / backend: error") and the run goes on.
     """
     from tqdm.auto import tqdm
 
@@ -127,7 +136,11 @@ def run(op_names=None, device: str = "cpu", progress: bool = True,
                               for k, v in made.items()}, dtype)
         dtype_name = str(dtype).removeprefix("torch.")
         fns = {impl.backend: impl.load() for impl in impls}
-        for backend, ms in time_calls(fns, kwargs, device, min_seconds=min_seconds).items():
+        failed = None if errors is None else {}
+        timed = time_calls(fns, kwargs, device, min_seconds=min_seconds, failed=failed)
+        for backend, error in (failed or {}).items():
+            errors.append(f"{op.name} / {case.name} / {dtype_name} / {backend}: {type(error).__name__}: {error}")
+        for backend, ms in timed.items():
             record = Record(op.name, backend, case.name, name, ms, dtype=dtype_name, numerics=code_paths)
             if op.bytes_moved is not None:
                 with torch.no_grad():

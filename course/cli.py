@@ -134,13 +134,18 @@ def cmd_bench(args) -> int:
     if numerics.SET_HERE:
         command = [sys.executable, "-m", "course.cli", *args.argv]
         return subprocess.call(command, env=numerics.native_environment())
-    records = bench.run(names, device, min_seconds=args.min_seconds)
+    records, errors, written = [], [], set()
+    for name in names or [op.name for op in registry.all_ops()]:
+        timed = bench.run([name], device, min_seconds=args.min_seconds, errors=errors)
+        records += timed
+        if not args.no_write and timed:  # each op's records land as they come: a run cut off keeps them
+            written.update(bench.write(timed, args.out or course_root()))
     print(bench.table(records))
-    if not args.no_write:
-        root = args.out or course_root()
-        for path in bench.write(records, root):
-            print("wrote", path)
-    return 0
+    for path in sorted(written):
+        print("wrote", path)
+    for error in errors:
+        print(f"course bench: FAILED {error}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def cmd_readme(args) -> int:

@@ -151,6 +151,24 @@ def test_a_benchmark_can_time_only_the_backends_it_names(monkeypatch):
         bench.run(["gnn.spmm"], progress=False, backends=["reference", "no_such_loop"])
 
 
+def test_a_backend_that_raises_is_named_and_the_others_still_timed(monkeypatch):
+    """`course bench` on a GPU goes on past a backend that fails (errors=), and names it; a notebook's
+    bench.run raises."""
+    from course import bench
+
+    op = registry.get("gnn.spmm")
+    tiny = registry.Case("tiny", dict(N=30, E=90, D=4), devices=("cpu",))
+    broken = registry.Impl("broken", "builtins:divmod", dtypes=registry.FLOATS)  # takes no keywords
+    monkeypatch.setitem(registry._REGISTRY, "gnn.spmm", registry.Op(
+        **{**op.__dict__, "bench_cases": (tiny,), "impls": (*op.impls, broken)}))
+    errors = []
+    timed = {r.backend for r in bench.run(["gnn.spmm"], progress=False, min_seconds=0.0, errors=errors)}
+    assert {"reference", "index_add"} <= timed and "broken" not in timed
+    assert errors == ["gnn.spmm / tiny / float32 / broken: TypeError: divmod() takes no keyword arguments"]
+    with pytest.raises(TypeError, match="divmod"):
+        bench.run(["gnn.spmm"], progress=False, min_seconds=0.0)
+
+
 def test_inside_reference_for_auto_auto_runs_the_reference_whatever_the_records_say():
     op = registry.get("moe.expert_mlp")
     faster = [record("reference", "a", 10.0), record("padded_bmm", "a", 1.0)]
