@@ -311,17 +311,20 @@ def accumulator(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def streaming_blocks(device: torch.device, dtype: torch.dtype, N: int, M: int, D: int) -> dict:
+def streaming_blocks(device: torch.device, N: int, M: int, D: int) -> dict:
     """BLOCK_N queries, BLOCK_M stored rows and BLOCK_D columns per tile (tl.dot wants 16+).
 
-    On a GPU a program holds 64 x 64 tiles (32 x 32 in float64) and up to 128 columns. The interpreter
-    pays per program and per operation, hardly per element, so on the CPU the tiles are as large as
-    the sizes allow (up to 128 queries, 256 rows, 256 columns).
+    On a GPU a program of 8 warps holds 32 x 32 tiles and up to 128 columns, in every dtype. Compiled
+    for sm_90 (Triton 3.9 and its ptxas, no GPU needed) at D = 128, the float32-arithmetic kernels with
+    64 x 64 tiles and 4 warps kept 2-19 KB of stack a thread and took 5-22 s to compile a variant; with
+    32 x 32 tiles and 8 warps at most 1 KB (4.4-4.7 KB in the denoiser's backward over the queries,
+    h = 1/2) and 1-3 s. Their speed is not measured (no GPU in this change). The interpreter pays per
+    program and per operation, hardly per element, so on the CPU the tiles are as large as the sizes
+    allow (up to 128 queries, 256 rows, 256 columns).
     """
     width = max(16, triton.next_power_of_2(max(D, 1)))
     if gpu_tiles(device):
-        tile = 32 if dtype == torch.float64 else 64
-        return dict(BLOCK_N=tile, BLOCK_M=tile, BLOCK_D=min(128, width))
+        return dict(BLOCK_N=32, BLOCK_M=32, BLOCK_D=min(128, width), num_warps=8)
     return dict(BLOCK_N=max(16, min(128, triton.next_power_of_2(max(N, 1)))),
                 BLOCK_M=max(16, min(256, triton.next_power_of_2(max(M, 1)))), BLOCK_D=min(256, width))
 
@@ -359,7 +362,7 @@ def streaming_forward(x, y, temperature, norm_weight: float, weighting: str):
         stats = tuple(outputs.empty((N,), dtype=acc, device=x.device) for _ in range(2))
     if N == 0:
         return out, stats
-    blocks = streaming_blocks(x.device, x.dtype, N, M, D)
+    blocks = streaming_blocks(x.device, N, M, D)
     constants = dict(H=float(norm_weight), ACC=arithmetic(x.dtype)["ACC"])
     if sparse:
         launch = threshold_launch(x.device, blocks, M)
@@ -384,7 +387,7 @@ def streaming_backward(x, y, temperature, norm_weight: float, weighting: str, st
         return grad_x, None if grad_y is None else grad_y.zero_()  # sums over no queries, or empty
     m, l, tau = (stats[0],) * 3 if sparse else (stats[0], stats[1], stats[0])
     delta = outputs.empty((N,), dtype=accumulator(x.dtype), device=x.device)
-    blocks = streaming_blocks(x.device, x.dtype, N, M, D)
+    blocks = streaming_blocks(x.device, N, M, D)
     constants = dict(H=float(norm_weight), SPARSE=sparse, ACC=arithmetic(x.dtype)["ACC"], **blocks)
     grid = (triton.cdiv(N, blocks["BLOCK_N"]), triton.cdiv(D, blocks["BLOCK_D"]))
     streaming_bwd_queries_kernel[grid](x, y, temperature, m, l, tau, grad, grad_x, delta, N, M, D,
