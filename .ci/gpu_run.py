@@ -1,7 +1,8 @@
 """The GPU run: one command on a machine with an NVIDIA GPU, its own torch and Triton, and no network.
 
     python3 .ci/gpu_run.py OUT            # or: bash .ci/gpu-run OUT
-    python3 .ci/gpu_run.py OUT --dry-run  # on any machine: the plan, and the GPU tests collected
+    python3 .ci/gpu_run.py OUT --dry-run  # on any machine: the plan, the GPU tests collected, and
+                                          # every Triton kernel compiled for sm_90 (.ci/compile_sm90.py)
     python3 .ci/gpu_run.py OUT --only harness,gpu-sized  # install, build and the steps named
 
 Steps, each with its log in OUT and its result in OUT/gpu-run.json:
@@ -88,7 +89,8 @@ def plan(out: Path) -> list[Step]:
                          f"--junitxml={out / 'harness.xml'}"], 240, failures),
         Step("bench", [sys.executable, "-m", "course.cli", "bench", "--device", "cuda", "--out", str(out)],
              120),
-        Step("gpu-sized", [*tests, "tests/test_ops.py", "-m", GPU_SIZED, "-k", f"({KERNELS}) and not {BEYOND}",
+        Step("gpu-sized", [*tests, "tests/test_ops.py", "-m", GPU_SIZED,
+                           "-k", f"({KERNELS}) and not {BEYOND}",
                            f"--junitxml={out / 'gpu-sized.xml'}"], 150, failures),
         # last of the harness: 2^31 elements a tensor, drawn on the CPU (some 10-25 s each input)
         Step("beyond-int32", [*tests, "tests/test_ops.py", "-m", GPU_SIZED, "-k", f"({KERNELS}) and {BEYOND}",
@@ -174,15 +176,18 @@ def main(argv=None) -> int:
             collect = [*PYTEST, *GPU_TESTS, "-k", KERNELS, "--collect-only", "-m"]
             checks = [Step("collect", [*collect, SMALL], 300, env),
                       Step("collect-gpu-sized", [*collect, GPU_SIZED], 300, env),
-                      Step("imports", [sys.executable, "-c", DRY_IMPORTS], 300, env)]
+                      Step("imports", [sys.executable, "-c", DRY_IMPORTS], 300, env),
+                      # every Triton kernel, as the harness launches it, compiled for sm_90 offline
+                      Step("compile-sm90", [sys.executable, str(ROOT / ".ci" / "compile_sm90.py"),
+                                            str(out)], 600)]
             for number, check in enumerate(checks):
                 run_step(check, out, number, BUDGET_S)
         summary["steps"] = [asdict(c) for c in checks] + [asdict(s) for s in steps]
         print("\n".join(f"{s.name:<10} {' '.join(s.command)}" for s in steps))
+        print(f"(collect and imports run without {', '.join(NOT_ON_THE_GPU_MACHINE)})")
         for number, check in enumerate(checks):
             log = out / f"{number}-{check.name}.log"
-            verdict = "ok" if check.rc == 0 else f"FAILED (rc {check.rc}), see {log}"
-            print(f"{check.name}: without {', '.join(NOT_ON_THE_GPU_MACHINE)}: {verdict}")
+            print(f"{check.name}: " + ("ok" if check.rc == 0 else f"FAILED (rc {check.rc}), see {log}"))
         ok = all(c.rc == 0 for c in checks)
     else:
         start = time.monotonic()

@@ -139,7 +139,8 @@ def run(op_names=None, device: str = "cpu", progress: bool = True,
         failed = None if errors is None else {}
         timed = time_calls(fns, kwargs, device, min_seconds=min_seconds, failed=failed)
         for backend, error in (failed or {}).items():
-            errors.append(f"{op.name} / {case.name} / {dtype_name} / {backend}: {type(error).__name__}: {error}")
+            errors.append(f"{op.name} / {case.name} / {dtype_name} / {backend}: "
+                          f"{type(error).__name__}: {error}")
         for backend, ms in timed.items():
             record = Record(op.name, backend, case.name, name, ms, dtype=dtype_name, numerics=code_paths)
             if op.bytes_moved is not None:
