@@ -84,7 +84,8 @@ def capture() -> list[str]:
                 for case in [c for c in cases if c.runs_in(dtype)][:None if dtype == torch.float32 else 1]:
                     result = compare(op, impl.load(), case, dtype=dtype)
                     if not result.ok:
-                        raise AssertionError(f"{op.name} / triton / {case.name}: " + "; ".join(result.problems))
+                        raise AssertionError(f"{op.name} / triton / {case.name}: "
+                                             + "; ".join(result.problems))
     interpreter.InterpretedFunction.run = run
     return list(specs)
 
