@@ -1,12 +1,14 @@
 """Every Triton kernel compiled for the GPU's architecture, sm_90 (H100, H200), on a machine without one.
 
-    python3 .ci/compile_sm90.py OUT        # OUT/sm90.json: each launch, its shared memory, registers, stack
+    python3 .ci/compile_sm90.py OUT               # OUT/sm90.json: each launch's shared memory, registers,
+                                                  # stack (about 80 s on one core, a minute of it compiling)
+    python3 .ci/compile_sm90.py OUT --all-cases   # and every case's constants in float32 (2-3 minutes)
 
-1. capture: each Triton op's cases that run with the GPU's tiles (COURSE_GPU_TILES=1,
-   tests/test_gpu_tiles.py), in float32 (their shapes set the kernels' constants), and the first of
-   them in every other dtype its backend runs here, go through the interpreter, and every launch is
-   recorded: the kernel, its signature (pointer and scalar types), its constants and
-   launch options, exactly what a GPU would compile for that call.
+1. capture: each Triton op's first case that runs with the GPU's tiles (COURSE_GPU_TILES=1,
+   tests/test_gpu_tiles.py), in every dtype its backend runs here (with --all-cases, every such case
+   in float32 too: their shapes set the kernels' constants, D = 128's tiles among them), goes through
+   the interpreter, and every launch is recorded: the kernel, its signature (pointer and scalar
+   types), its constants and launch options, exactly what a GPU would compile for that call.
 2. compile: a second process, without the interpreter, compiles each distinct launch with Triton's own
    compiler and the ptxas it ships, for sm_90, and reads ptxas's registers and stack a thread.
 It fails where a kernel does not compile, or needs more shared memory than sm_90 gives a block. What it
@@ -54,8 +56,9 @@ def launch_spec(fn, arg_names, values: dict, options: dict) -> str:
     return json.dumps([fn.__module__, fn.__qualname__, signature, constants, options], sort_keys=True)
 
 
-def capture() -> list[str]:
-    """The distinct launches of every Triton op's GPU-tiled cases (float32; the first in other dtypes)."""
+def capture(all_cases: bool = False) -> list[str]:
+    """The distinct launches of every Triton op's first GPU-tiled case in every dtype (all_cases: and of
+    all of them in float32)."""
     os.environ["TRITON_INTERPRET"] = "1"
     os.environ["COURSE_GPU_TILES"] = "1"
     sys.path.insert(0, str(ROOT / "tests"))
@@ -80,8 +83,9 @@ def capture() -> list[str]:
         for impl in (i for i in op.impls if i.kind == "triton"):
             cases = [c for c in op.test_cases if c.runs_on("cpu") and not heavy(c)
                      and c.params.get("gpu_tiles", True)]
-            for dtype in impl.supported_dtypes():  # every case in float32 (its constants), one in the rest
-                for case in [c for c in cases if c.runs_in(dtype)][:None if dtype == torch.float32 else 1]:
+            for dtype in impl.supported_dtypes():
+                every = all_cases and dtype == torch.float32
+                for case in [c for c in cases if c.runs_in(dtype)][:None if every else 1]:
                     result = compare(op, impl.load(), case, dtype=dtype)
                     if not result.ok:
                         raise AssertionError(f"{op.name} / triton / {case.name}: "
@@ -134,9 +138,11 @@ def main(argv=None) -> int:
         os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # nvcc's default, and Triton's so far
         print(json.dumps(compile_all(json.loads(sys.stdin.read()))))
         return 0
+    all_cases = "--all-cases" in args
+    args = [a for a in args if a != "--all-cases"]
     out = Path(args[0] if args else "sm90").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    specs = capture()
+    specs = capture(all_cases)
     env = {**{k: v for k, v in os.environ.items() if k != "COURSE_GPU_TILES"}, "TRITON_INTERPRET": "0"}
     done = subprocess.run([sys.executable, __file__, "--compile"], input=json.dumps(specs), text=True,
                           capture_output=True, env=env, cwd=ROOT)
