@@ -14,7 +14,7 @@ Steps, each with its log in OUT and its result in OUT/gpu-run.json:
   bench      course bench --device cuda: records in OUT/benchmarks/results/<device>.json
   gpu-sized  the harness's cases sized for a GPU only (the benchmarks' sizes: gigabytes a case), one at
              a time in one process, whose cache is emptied after each
-  beyond-int32  the same for the cases of more than 2^31 elements a tensor (int64 offsets: some 60 GB)
+  beyond-int32  the same for the cases of more than 2^31 elements a tensor (int64 offsets: up to ~80 GB)
   memcheck   compute-sanitizer --tool memcheck on the CUDA backends' float32 cases (not GPU-sized)
   racecheck  compute-sanitizer --tool racecheck on the same
 The whole run is held to BUDGET_S (GPU_RUN_BUDGET_S overrides it, for a shorter lease); a step gets
@@ -42,8 +42,8 @@ PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addop
 GPU_TESTS = ["tests/test_ops.py", "tests/test_registry.py"]
 KERNELS = "triton or cuda or auto"  # the compiled backends, and what auto picks among them
 # One process keeps what it once allocated in torch's cache, and the others cannot use it: with the
-# GPU-sized cases among xdist's 8 workers, the first GPU run failed in a burst across every worker
-# (unnamed: its log was cut off; most likely out of memory). Those cases get a step of their own.
+# GPU-sized cases among xdist's 8 workers, the first GPU run failed in a burst (unnamed: its log was
+# cut off; most likely out of memory). Those cases get a step of their own, one at a time.
 SMALL, GPU_SIZED = "not gpu_sized", "gpu_sized"
 BEYOND = "beyond"  # the cases of more than 2^31 elements a tensor ("beyond int32 offsets")
 # Every module that compiles a CUDA extension (it calls kernels/build.py's cuda_extension), built side
