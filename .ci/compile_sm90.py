@@ -67,7 +67,7 @@ def capture(all_cases: bool = False) -> list[str]:
 
     from course import registry
     from course.testing import compare
-    from harness import heavy
+    from harness import gpu_tiled_cases
 
     specs = {}
     run = interpreter.InterpretedFunction.run
@@ -81,11 +81,9 @@ def capture(all_cases: bool = False) -> list[str]:
     interpreter.InterpretedFunction.run = recording
     for op in registry.all_ops():
         for impl in (i for i in op.impls if i.kind == "triton"):
-            cases = [c for c in op.test_cases if c.runs_on("cpu") and not heavy(c)
-                     and c.params.get("gpu_tiles", True)]
             for dtype in impl.supported_dtypes():
                 every = all_cases and dtype == torch.float32
-                for case in [c for c in cases if c.runs_in(dtype)][:None if every else 1]:
+                for case in gpu_tiled_cases(op, dtype)[:None if every else 1]:
                     result = compare(op, impl.load(), case, dtype=dtype)
                     if not result.ok:
                         raise AssertionError(f"{op.name} / triton / {case.name}: "

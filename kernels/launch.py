@@ -27,3 +27,9 @@ def gpu_tiles(device) -> bool:
     CUDA device, and on the CPU where COURSE_GPU_TILES=1, so that the interpreter checks exactly what
     a GPU compiles (tests/test_gpu_tiles.py). Elsewhere the interpreter's own, larger tiles."""
     return torch.device(device).type == "cuda" or os.environ.get(GPU_TILES) == "1"
+
+
+def elementwise_block(device) -> int:
+    """Elements per program of an elementwise kernel: 1024 with a GPU's tiles; on the CPU the
+    interpreter pays per program, so 2^16."""
+    return 1024 if gpu_tiles(device) else 2 ** 16

@@ -32,6 +32,13 @@ def heavy(case) -> bool:
     return case.params.get("T", 0) >= MANY_TOKENS or case.params.get("heavy", False)
 
 
+def gpu_tiled_cases(op, dtype: torch.dtype) -> list:
+    """The op's cases that run with the GPU's tiles under the interpreter (tests/test_gpu_tiles.py,
+    .ci/compile_sm90.py): those on the CPU in `dtype`, not `heavy`, and not `gpu_tiles=False`."""
+    return [case for case in op.test_cases if case.runs_on("cpu") and case.runs_in(dtype)
+            and not heavy(case) and case.params.get("gpu_tiles", True)]
+
+
 def run_case(op, impl, fn, case, dtype, device, harness_log, backend=None):
     """One harness case on `device`: skipped where the case or the dtype does not run there."""
     if not case.runs_on(device):

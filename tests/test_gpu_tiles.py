@@ -1,6 +1,6 @@
 """The GPU's tiles under the interpreter: every Triton op's cases in float32, launched with the tile
 sizes and the code paths a GPU compiles (COURSE_GPU_TILES=1; `course.kernels.launch.gpu_tiles`): one
-destination row a program in gnn, 64 x 64 tiles and tl.sort in the Hopfield retrievals,
+destination row a program in gnn, 32 x 32 tiles of 8 warps and tl.sort in the Hopfield retrievals,
 tl.associative_scan in ssm, 8 warps' tiles in the landscape grid. The CPU's own tiles are larger and
 never run those paths; what the interpreter cannot show (compiled numerics, memory, races) is the GPU
 run's (.ci/gpu-run). Cases whose point is a shape or a length (`heavy`) run with the CPU's tiles only,
@@ -11,14 +11,13 @@ import torch
 
 from course import registry
 from course.kernels import launch
-from harness import heavy, run_case
+from harness import gpu_tiled_cases, run_case
 
 TRITON_OPS = [(op, impl) for op in registry.all_ops() for impl in op.impls if impl.kind == "triton"]
 
 
 def tiled_cases(op) -> list:
-    return [case for case in op.test_cases if case.runs_on("cpu") and case.runs_in(torch.float32)
-            and not heavy(case) and case.params.get("gpu_tiles", True)]
+    return gpu_tiled_cases(op, torch.float32)
 
 
 @pytest.mark.parametrize("op,impl,case", [pytest.param(op, impl, case, id=f"{op.name}-{case.name}")

@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from course import outputs
-from course.kernels.diffusion.triton_heun import elementwise_block
+from course.kernels.launch import elementwise_block
 from course.kernels.rounding import arithmetic, to_storage
 
 

@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 
 from course import outputs
-from course.kernels.launch import gpu_tiles
+from course.kernels.launch import elementwise_block
 from course.kernels.rounding import arithmetic, to_storage
 
 
@@ -99,11 +99,6 @@ def heun_step_bwd_kernel(grad_ptr, sigma_ptr, sigma_next_ptr, sigma_next_hat_ptr
              mask=mask_nd)
     grad_noise = churn_scale(sn, sh, ACC) * g
     tl.store(grad_noise_ptr + offs_nd, to_storage(grad_noise, grad_noise_ptr.dtype.element_ty), mask=mask_nd)
-
-
-def elementwise_block(device) -> int:
-    """Elements per program: 1024 on a GPU; on the CPU the interpreter pays per program, so 2^16."""
-    return 1024 if gpu_tiles(device) else 2 ** 16
 
 
 def heun_forward(x, denoised, denoised_next, noise, sigma, sigma_next, sigma_next_hat):

@@ -28,7 +28,7 @@ import triton
 import triton.language as tl
 
 from course import outputs
-from course.kernels.launch import gpu_tiles
+from course.kernels.launch import elementwise_block
 from course.kernels.rounding import arithmetic, to_storage
 
 MAX_COEFFICIENTS = 8  # m + 1 <= 8 numerator and n <= 8 denominator coefficients (compile-time unrolled)
@@ -107,11 +107,6 @@ def rational_bwd_kernel(x_ptr, a_ptr, b_ptr, g_ptr, grad_x_ptr, partial_a_ptr, p
         for j in tl.static_range(N):
             tl.store(partial_b_ptr + row * N + j, tl.sum(power, axis=0))
             power = power * x
-
-
-def elementwise_block(device: torch.device) -> int:
-    """Elements per program: 1024 on a GPU; on the CPU the interpreter pays per program, so 2^16."""
-    return 1024 if gpu_tiles(device) else 2 ** 16
 
 
 def check_degrees(numerator, denominator):
